@@ -1,7 +1,10 @@
 """The reference experiment: `mdlm-bench run` with no arguments.
 
-Both bundled tiny models go through the synthetic tasks under a shift sweep; the paired report
-compares CE with slack-CTC at every level, and each model with its own unperturbed outputs.
+The paper's protocol on the bundled tiny models: the original (tiny-base), its matched CE fine-tune
+(tiny-ce) and its slack-CTC fine-tune (tiny-slack-ctc) go through the synthetic tasks under a shift sweep.
+The paired report compares the `focus` model (slack-CTC) with each other model at every level, each model
+with its own unperturbed outputs, and the focus model's drop under shift with each other model's drop;
+Holm runs over all of them. The two claims of the paper are then checked from those numbers.
 Settings live in reports/reference.yaml.
 """
 
@@ -21,7 +24,9 @@ JUDGE_HINT = ("judge-based parts skipped: pass --judge-base-url URL --judge-mode
 
 @dataclass
 class ReferenceConfig:
-    models: Dict[str, str] = field(default_factory=lambda: {"tiny-ce": "tiny-ce", "tiny-slack-ctc": "tiny-slack-ctc"})
+    models: Dict[str, str] = field(default_factory=lambda: {"tiny-base": "tiny-base", "tiny-ce": "tiny-ce",
+                                                            "tiny-slack-ctc": "tiny-slack-ctc"})
+    focus: Optional[str] = None  # the model under test (default: the last one); compared with every other
     tasks: List[str] = field(default_factory=lambda: ["synth"])
     limit: Optional[int] = 12
     perturbation: str = "reference-sweep"
@@ -88,16 +93,26 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
             run_dirs.append(level_dir(out / label, f))
             labels.append(f"{label} @{f * 100:g}%")
     names = list(ref.models)
+    focus = ref.focus or names[-1]
+    if focus not in names:
+        from mdlm_bench.errors import unknown
+
+        raise unknown("focus model", focus, names)
+    others = [m for m in names if m != focus]
     pairs, what = [], []
-    if len(names) == 2:  # the models against each other at every level
-        pairs += [(index[(names[0], f)], index[(names[1], f)]) for f in fr]
-        what += [f"{names[0]} → {names[1]}, both @{f * 100:g}%" for f in fr]
+    for m in others:  # the focus model against each other model at every level
+        pairs += [(index[(m, f)], index[(focus, f)]) for f in fr]
+        what += [f"{m} → {focus}, both @{f * 100:g}%" for f in fr]
     for label in names:  # each model against its own unperturbed outputs
         pairs += [(index[(label, 0.0)], index[(label, f)]) for f in fr if f > 0]
         what += [f"{label}: 0% → {f * 100:g}%" for f in fr if f > 0]
+    drops = [(index[(m, 0.0)], index[(m, f)], index[(focus, 0.0)], index[(focus, f)]) for m in others
+             for f in fr if f > 0]
+    drop_what = [f"drop @{f * 100:g}%: {m} → {focus}" for m in others for f in fr if f > 0]
     report = build_report(run_dirs, [out / label for label in names], report_out, labels=labels, comparisons=pairs,
                           console=console)
-    headline = pooled_headline(run_dirs, labels, pairs, what)
+    headline = pooled_headline(run_dirs, labels, pairs, what, drops=drops, drop_what=drop_what)
+    headline["claims"] = paper_claims(headline, focus, others, [f for f in fr])
     from mdlm_bench.io import atomic_write_text, write_json
 
     write_json(report_out / "headline.json", headline)
@@ -110,9 +125,14 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
 
 
 def pooled_headline(run_dirs: List[Path], labels: List[str], pairs: List[tuple], what: List[str],
-                    metric: str = "exact_match") -> dict:
+                    metric: str = "exact_match", drops: Optional[List[tuple]] = None,
+                    drop_what: Optional[List[str]] = None) -> dict:
     """Each comparison pooled over every task: rows paired by (task, uid, seed), the mean difference with
-    its paired bootstrap CI, McNemar (binary) and Holm / BH over the comparisons shown."""
+    its paired bootstrap CI, McNemar (binary) and Holm / BH over the comparisons shown.
+
+    drops: (a0, af, b0, bf) run indices: per row, A's drop a0 - af against B's drop b0 - bf (rows present in
+    all four runs), reported as B's drop minus A's drop (negative: B loses less) with a paired permutation
+    test; these share the Holm / BH family with the comparisons."""
     import numpy as np
 
     from mdlm_bench import stats
@@ -131,10 +151,71 @@ def pooled_headline(run_dirs: List[Path], labels: List[str], pairs: List[tuple],
         out.append({"comparison": desc, "a": labels[ia], "b": labels[ib], "n": pr.n_both, **pr.counts(), "a_mean": float(pr.a.mean()),
                     "b_mean": float(pr.b.mean()), "diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high,
                     "ci_method": ci.method, "test": "mcnemar" if binary else "permutation", "p": p})
-    adj = stats.correct_pvalues([c["p"] for c in out])
-    for c, holm, bh in zip(out, adj["holm"], adj["fdr_bh"]):
+    drop_rows = []
+    for (a0, af, b0, bf), desc in zip(drops or [], drop_what or []):
+        keys = sorted(set(scores[a0]) & set(scores[af]) & set(scores[b0]) & set(scores[bf]), key=repr)
+        da = np.array([scores[a0][k] - scores[af][k] for k in keys])
+        db = np.array([scores[b0][k] - scores[bf][k] for k in keys])
+        ci = stats.paired_bootstrap_ci(da, db, n_resamples=5000)
+        drop_rows.append({"comparison": desc, "a": labels[a0].split(" @")[0], "b": labels[b0].split(" @")[0],
+                          "n": len(keys), "a_drop": float(da.mean()), "b_drop": float(db.mean()),
+                          "diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, "ci_method": ci.method,
+                          "test": "permutation", "p": stats.paired_permutation_p(da, db)})
+    allp = out + drop_rows
+    adj = stats.correct_pvalues([c["p"] for c in allp])
+    for c, holm, bh in zip(allp, adj["holm"], adj["fdr_bh"]):
         c.update(p_holm=holm, p_bh=bh, significant=holm is not None and holm < 0.05)
-    return {"metric": metric, "pooled_over": "every task, paired by (task, uid, seed)", "comparisons": out}
+    return {"metric": metric, "pooled_over": "every task, paired by (task, uid, seed)", "comparisons": out,
+            "drops": drop_rows}
+
+
+def paper_claims(headline: dict, focus: str, others: List[str], fractions: List[float]) -> List[dict]:
+    """The paper's two claims, decided from the headline's Holm-corrected comparisons.
+
+    (a) the focus model beats every other model: at a level, B - A > 0 and significant against each;
+    (b) the focus model is more robust: at a shifted level, its drop is smaller than each other model's
+    drop, significantly. Each claim lists the levels where it holds and where the opposite holds.
+    """
+    def level(f):
+        return f"{f * 100:g}%"
+
+    comp = {c["comparison"]: c for c in headline["comparisons"]}
+    drops = {c["comparison"]: c for c in headline.get("drops", [])}
+    out = []
+    a_hold, a_opp = [], []
+    for f in fractions:
+        cs = [comp[f"{m} → {focus}, both @{level(f)}"] for m in others]
+        if all(c["significant"] and c["diff"] > 0 for c in cs):
+            a_hold.append(level(f))
+        if any(c["significant"] and c["diff"] < 0 for c in cs):
+            a_opp.append(level(f))
+    out.append({"claim": f"{focus} beats {' and '.join(others)}", "holds_at": a_hold,
+                "worse_than_some_at": a_opp, "levels": [level(f) for f in fractions]})
+    b_hold, b_opp = [], []
+    shifted = [f for f in fractions if f > 0]
+    for f in shifted:
+        cs = [drops[f"drop @{level(f)}: {m} → {focus}"] for m in others]
+        if all(c["significant"] and c["diff"] < 0 for c in cs):
+            b_hold.append(level(f))
+        if any(c["significant"] and c["diff"] > 0 for c in cs):
+            b_opp.append(level(f))
+    out.append({"claim": f"{focus} is more robust to shift (smaller drop) than {' and '.join(others)}",
+                "holds_at": b_hold, "worse_than_some_at": b_opp, "levels": [level(f) for f in shifted]})
+    for c in out:
+        n, k = len(c["levels"]), len(c["holds_at"])
+        c["verdict"] = "holds" if k == n else ("holds in part" if k else "does not hold")
+    return out
+
+
+def claims_text(claims: List[dict]) -> List[str]:
+    lines = []
+    for tag, c in zip("ab", claims):
+        where = f" (at {', '.join(c['holds_at'])})" if c["holds_at"] and c["verdict"] != "holds" else ""
+        extra = (f"; significantly the other way against at least one model at {', '.join(c['worse_than_some_at'])}"
+                 if c["worse_than_some_at"] else "")
+        lines.append(f"Claim ({tag}), {c['claim']}: **{c['verdict']}**{where} over levels "
+                     f"{', '.join(c['levels'])} (Holm p < 0.05){extra}.")
+    return lines
 
 
 def print_headline(headline: dict, console) -> None:
@@ -150,6 +231,18 @@ def print_headline(headline: dict, console) -> None:
                   f"{c['diff']:+.3f} ({c['ci_low']:+.2f}, {c['ci_high']:+.2f})", f"{c['p_holm']:.2g}",
                   "[green]yes[/green]" if c["significant"] else "no")
     console.print(t)
+    if headline.get("drops"):
+        t = Table(title="drop under shift (level 0 minus shifted level), paired; B − A < 0: B loses less")
+        t.add_column("A → B", justify="left")
+        for col in ("A drop", "B drop", "B − A (95% CI)", "p Holm", "sig."):
+            t.add_column(col, justify="right", no_wrap=True)
+        for c in headline["drops"]:
+            t.add_row(c["comparison"], f"{c['a_drop']:+.3f}", f"{c['b_drop']:+.3f}",
+                      f"{c['diff']:+.3f} ({c['ci_low']:+.2f}, {c['ci_high']:+.2f})", f"{c['p_holm']:.2g}",
+                      "[green]yes[/green]" if c["significant"] else "no")
+        console.print(t)
+    for line in claims_text(headline.get("claims", [])):
+        console.print(line.replace("**", ""), soft_wrap=True)
 
 
 def headline_markdown(headline: dict) -> str:
@@ -159,4 +252,14 @@ def headline_markdown(headline: dict) -> str:
         lines.append(f"| {c['comparison']} | {c['n']} | {c['a_mean']:.3f} | {c['b_mean']:.3f} | "
                      f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_holm']:.3g} | "
                      f"{'significant' if c['significant'] else 'not significant'} |")
+    if headline.get("drops"):
+        lines += ["", "Drop under shift (level 0 minus the shifted level; B − A < 0 means B loses less):", "",
+                  "| A → B | paired rows | A drop | B drop | B − A [95% CI] | p (Holm) | |",
+                  "|---|---:|---:|---:|---:|---:|---|"]
+        for c in headline["drops"]:
+            lines.append(f"| {c['comparison']} | {c['n']} | {c['a_drop']:+.3f} | {c['b_drop']:+.3f} | "
+                         f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_holm']:.3g} | "
+                         f"{'significant' if c['significant'] else 'not significant'} |")
+    if headline.get("claims"):
+        lines += [""] + [f"- {x}" for x in claims_text(headline["claims"])]
     return "\n".join(lines) + "\n"

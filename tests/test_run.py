@@ -212,4 +212,6 @@ def test_reference_experiment_end_to_end(tiny_path, tmp_path, capsys, monkeypatc
         "a → b, both @0%", "a → b, both @20%", "a: 0% → 20%", "b: 0% → 20%"]
     assert headline["comparisons"][0]["diff"] == 0 and not headline["comparisons"][0]["significant"]
     assert all(c["n"] == 2 for c in headline["comparisons"])
+    assert [c["comparison"] for c in headline["drops"]] == ["drop @20%: a → b"] and headline["drops"][0]["diff"] == 0
+    assert [c["verdict"] for c in headline["claims"]] == ["does not hold", "does not hold"]
     assert "a: 0% → 20%" in capsys.readouterr().out

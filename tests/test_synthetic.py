@@ -69,3 +69,31 @@ def test_exact_match_and_per_family():
 def test_unknown_family_is_user_error():
     with pytest.raises(UserError, match="did you mean 'reverse'"):
         generate(1, families=["revrse"])
+
+
+def test_heldout_splits_are_disjoint_by_prompt_from_training_and_each_other():
+    import json
+    from pathlib import Path
+
+    from mdlm_bench.train.recipe import load_recipe
+    from mdlm_bench.train.synthetic import FAMILIES, generate, heldout_rows
+
+    root = Path(__file__).resolve().parents[1]
+    train = set()
+    for name in ("tiny-base", "tiny-ce", "tiny-slack-ctc"):
+        r = load_recipe(root / "training" / f"{name}.yaml")
+        assert r.data == "synthetic"
+        train |= {x["prompt"] for x in generate(r.synthetic_per_family, r.synthetic_seed)}
+    files = [json.loads(x) for f in sorted((root / "tasks" / "data").glob("synth_*.jsonl"))
+             for x in f.read_text().splitlines()]
+    eval_prompts = [x["prompt"] for x in files]
+    dev = heldout_rows("dev", 60)
+    dev_prompts = [x["prompt"] for x in dev]
+    n_fam = len(list(FAMILIES))
+    assert len(eval_prompts) == 32 * n_fam == len(set(eval_prompts))
+    assert len(dev_prompts) == len(set(dev_prompts)) == 60 * n_fam
+    assert not set(eval_prompts) & train, "an eval prompt occurs in training"
+    assert not set(eval_prompts) & set(dev_prompts), "an eval prompt occurs in the dev split"
+    assert not set(dev_prompts) & train, "a dev prompt occurs in training"
+    # Dev rows are a prefix-stable superset: the grid's 48 rows per family are the first 48 of any larger draw.
+    assert heldout_rows("dev", 48, families=["spell"]) == [x for x in dev if x["family"] == "spell"][:48]

@@ -1,0 +1,28 @@
+"""The paper's two claims are decided from the Holm-corrected comparisons, never hard-coded."""
+
+from mdlm_bench.reference import claims_text, paper_claims
+
+
+def _headline(diffs, drop_diffs, sig=True):
+    comps = [{"comparison": f"{m} → s, both @{lv}", "diff": d, "significant": sig}
+             for (m, lv), d in diffs.items()]
+    drops = [{"comparison": f"drop @{lv}: {m} → s", "diff": d, "significant": sig}
+             for (m, lv), d in drop_diffs.items()]
+    return {"comparisons": comps, "drops": drops}
+
+
+def test_claims_hold_fail_and_hold_in_part():
+    levels = [0.0, 0.05]
+    diffs = {("base", "0%"): 0.1, ("ce", "0%"): 0.2, ("base", "5%"): 0.1, ("ce", "5%"): -0.1}
+    drops = {("base", "5%"): -0.05, ("ce", "5%"): -0.02}
+    a, b = paper_claims(_headline(diffs, drops), "s", ["base", "ce"], levels)
+    assert a["verdict"] == "holds in part" and a["holds_at"] == ["0%"] and a["worse_than_some_at"] == ["5%"]
+    assert b["verdict"] == "holds" and b["holds_at"] == ["5%"]
+    text = claims_text([a, b])
+    assert "holds in part" in text[0] and "other way" in text[0] and "**holds**" in text[1]
+    # Not significant: neither claim holds, whatever the sign.
+    a, b = paper_claims(_headline(diffs, drops, sig=False), "s", ["base", "ce"], levels)
+    assert a["verdict"] == b["verdict"] == "does not hold" and not a["worse_than_some_at"]
+    # A larger drop than the CE fine-tune's refutes (b) at that level.
+    a, b = paper_claims(_headline(diffs, {("base", "5%"): -0.05, ("ce", "5%"): 0.04}), "s", ["base", "ce"], levels)
+    assert b["verdict"] == "does not hold" and b["worse_than_some_at"] == ["5%"]
