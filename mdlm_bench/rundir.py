@@ -54,7 +54,8 @@ LEGACY: Dict[str, Callable[[Path], bool]] = {
     "imported": lambda d: _json_kind(d / CONFIG) == "imported",
     "sweep": lambda d: (d / "sweep.json").exists() or any(d.glob("level-*/" + CONFIG)),
     "judgments": lambda d: d.name == "judgments" and (d.parent / GENERATIONS).exists(),
-    "report": lambda d: (d / "report.json").exists() and all(x.name in _REPORT_FILES for x in d.iterdir()),
+    "report": lambda d: any((d / n).exists() for n in ("report.json", "report.html", "headline.json"))
+    and all(x.name in _REPORT_FILES for x in d.iterdir()),
     "train": lambda d: (d / "train_config.json").exists(),
     "model": lambda d: (d / "mdlm_bench.json").exists(),
 }

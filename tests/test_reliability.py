@@ -261,3 +261,24 @@ def test_every_game_failing_names_the_cause(tmp_path, capsys, monkeypatch, fault
     assert rc == 1 and "Traceback" not in err
     warning = [x for x in err.splitlines() if x.startswith("warning:")][-1]
     assert "every one" in warning and "chat completion" in warning, warning
+
+
+def test_directories_made_before_markers_existed_keep_working(tmp_path):
+    """A committed report, an old run and an old training output are recognised by their files."""
+    import shutil
+
+    from mdlm_bench.errors import UserError
+    from mdlm_bench.rundir import claim_dir
+
+    assert claim_dir(REPO / "reports" / "reference", "report") is True
+    run = tmp_path / "old-run"
+    run.mkdir()
+    (run / "generations.jsonl").write_text("")
+    (run / "config.json").write_text('{"kind": "run", "digest": "x"}')
+    assert claim_dir(run, "run") is True
+    with pytest.raises(UserError, match="holds a run directory"):
+        claim_dir(run, "report")
+    foreign = tmp_path / "photos"
+    shutil.copytree(REPO / "tests", foreign / "t", ignore=shutil.ignore_patterns("__pycache__"))
+    with pytest.raises(UserError, match="did not write"):
+        claim_dir(foreign, "run", overwrite=True)
