@@ -163,7 +163,7 @@ async def play(client: JudgeClient, proto: Protocol, g: Game, key: str) -> dict:
             cached = cached and comp.cached
             texts.append(comp.text)
             parsed = proto.parse(g, "\n".join(texts), comp.top_logprobs)
-            if parsed.verdict is not None or attempt == g.attempts - 1 or not g.followup:
+            if parsed.verdict is not None or parsed.final or attempt == g.attempts - 1 or not g.followup:
                 break
             msgs = msgs + [{"role": "assistant", "content": comp.text}, {"role": "user", "content": g.followup}]
     except JudgeRequestError as e:
@@ -292,6 +292,8 @@ def print_summary(summary: Dict[str, Any], console) -> None:
     t.add_column("metric")
     t.add_column("value", justify="right")
     lo, hi = summary["ci"]
+    if summary.get("headline"):
+        t.add_row("headline", summary["headline"])
     t.add_row("win rate" if pct else "mean rating", _fmt(summary["score"], pct))
     t.add_row(f"{level}% CI", f"{_fmt(lo, pct)} .. {_fmt(hi, pct)}")
     if pct:
@@ -310,7 +312,17 @@ def print_summary(summary: Dict[str, Any], console) -> None:
     for name, v in (summary.get("turns") or {}).items():
         t.add_row(f"turn {name}", _fmt(v))
     for name, v in (summary.get("categories") or {}).items():
-        t.add_row(f"category {name}", _fmt(v["score"] if isinstance(v, dict) else v, pct))
+        if not isinstance(v, dict):
+            t.add_row(f"category {name}", _fmt(v, pct))
+            continue
+        t.add_row(f"category {name}", f"{_fmt(v['score'], pct)} [{_fmt(v['ci'][0], pct)} .. {_fmt(v['ci'][1], pct)}]")
+        cbt = v.get("bt") or {}
+        if cbt.get("win_rate") is not None and cbt.get("style_control") != "none":
+            t.add_row(f"category {name}, Bradley-Terry (style: {cbt['style_control']})",
+                      f"{_fmt(cbt['win_rate'], True)} [{_fmt(cbt['ci'][0], True)} .. {_fmt(cbt['ci'][1], True)}]")
+    extra = summary.get("pooled_extra")
+    if extra:
+        t.add_row("pooled (extra; not an arena-hard figure)", _fmt(extra["score"], pct))
     t.add_row("items scored", f"{summary.get('n_items')} of {summary.get('n_items_total')}")
     t.add_row("games failed", str(summary["failed_games"]))
     console.print(t)

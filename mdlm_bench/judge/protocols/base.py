@@ -29,6 +29,7 @@ class Parsed:
     score: Optional[float]  # run's model score for this game ([0,1] pairwise, rating single)
     weight: int = 1  # battles this game counts for (3 for strong Arena-Hard verdicts)
     info: Dict[str, Any] = field(default_factory=dict)
+    final: bool = False  # no follow-up even without a verdict (conflicting labels: asking again cannot fix it)
 
 
 class Protocol:
