@@ -85,7 +85,7 @@ def test_arena_hard_against_a_run_hand_computed_and_exact_payloads(tmp_path, cap
     assert rc == 0
     win, item_scores = expected_arena()
     s = _summary(run, "arena-hard-v0.1")
-    assert s["score"] == pytest.approx(win) and s["kind"] == "pairwise" and s["ci_level"] == 0.9
+    assert s["score"] == pytest.approx(win) and s["kind"] == "pairwise" and s["ci_level"] == 0.95  # v0.1: 2.5-97.5
     assert [i["score"] for i in s["items"]] == item_scores
     assert (s["wins"], s["ties"], s["losses"]) == (6, 2, 4)
     assert s["position_consistency"] == 1.0 and s["parse_failure_rate"] == 0.0

@@ -9,8 +9,8 @@ summary says so.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
+import random
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -28,9 +28,15 @@ CONFIG = "weighted_alpaca_eval_gpt4_turbo.yaml"
 SAMPLING_KEYS = ("max_tokens", "temperature", "logprobs", "top_logprobs")
 
 
+# alpaca_eval's PairwiseAnnotator switches output_1/output_2 with RandomSwitchTwoColumnsProcessor, column
+# "is_switched_outputs", seeded on the instruction and the annotator seed (0)
+SWITCH_COLUMN, ANNOTATOR_SEED = "is_switched_outputs", 0
+
+
 def is_switched(instruction: str) -> bool:
-    """Whether the run's output goes first: a fair coin seeded by the instruction text."""
-    return hashlib.sha256(("alpaca-order:" + instruction).encode("utf-8")).digest()[0] % 2 == 1
+    """Whether the run's output goes first, by alpaca_eval's rule (utils.random_seeded_choice with the seed
+    string "is_switched_outputs" + instruction + "0"), so that orders match the leaderboard's item by item."""
+    return random.Random(SWITCH_COLUMN + instruction + str(ANNOTATOR_SEED)).choices([False, True], k=1)[0]
 
 
 def load_difficulty(path: Path, prompts: List[dict]) -> Dict[str, float]:
@@ -103,6 +109,8 @@ class AlpacaEval(Protocol):
             {p["uid"]: [str(p["extra"]["baseline_output"])] for p in prompts}
 
     def games(self, item: Item) -> List[Game]:
+        if item.answer[0] == item.baseline[0]:
+            return []  # identical outputs: no request, preference 1.5 (pairwise_evaluator.py)
         instruction = item.turns[0]
         switched = is_switched(instruction)
         out1, out2 = (item.answer[0], item.baseline[0]) if switched else (item.baseline[0], item.answer[0])
@@ -115,16 +123,15 @@ class AlpacaEval(Protocol):
     def parse(self, game: Game, text: str, top_logprobs) -> Parsed:
         model_token = game.meta["model_token"]
         if top_logprobs:
-            lp = {}
-            for tok, logprob in top_logprobs:
-                tok = str(tok).strip()
-                if tok in self.labels and tok not in lp:
-                    lp[tok] = float(logprob)
-            if lp:
-                denom = np.logaddexp.reduce([lp.get(t, -math.inf) for t in self.labels])
-                p_num = math.exp(lp.get(self.numerator, -math.inf) - denom)
-                p_model = p_num if model_token == self.numerator else 1.0 - p_num
-                return Parsed(f"P({self.numerator})={p_num:.4f}", p_model, 1, {"mode": "logprob"})
+            # exact token match, later duplicates win, as alpaca_eval's logprob_parser; neither label = NaN
+            lp = {str(tok): float(logprob) for tok, logprob in top_logprobs
+                  if str(tok) in self.labels + [self.numerator]}
+            if not lp:
+                return Parsed(None, None, 1, {"mode": "logprob", "nan": True}, final=True)
+            denom = np.logaddexp.reduce([lp.get(t, -math.inf) for t in self.labels])
+            p_num = math.exp(lp.get(self.numerator, -math.inf) - denom)
+            p_model = p_num if model_token == self.numerator else 1.0 - p_num
+            return Parsed(f"P({self.numerator})={p_num:.4f}", p_model, 1, {"mode": "logprob"})
         label = text.strip()
         if label in self.labels:
             return Parsed(label, 1.0 if label == model_token else 0.0, 1, {"mode": "discrete"})
@@ -133,23 +140,33 @@ class AlpacaEval(Protocol):
     def settings(self):
         return {"judge_config": str(self.config_path), "prompt_file": str(self.template_path),
                 "sampling": self.params, "labels": self.labels,
-                "order": "randomised per instruction: sha256('alpaca-order:' + instruction)[0] odd = run first"}
+                "order": "alpaca_eval's: random.Random('is_switched_outputs' + instruction + '0').choices([False, "
+                         "True]); True = run first",
+                "identical_outputs": "no request, preference 1.5"}
 
     def summarize(self, items, rows):
         level = self.ci_level
         by_key = {(r.get("task"), r["uid"], int(r["seed"])): r for r in rows}
         prefs, len_m, len_b, diff, item_out, modes = [], [], [], [], [], []
+        n_identical = n_nan = 0
         for it in items:
-            r = by_key.get((it.task, it.uid, it.seed))
-            if r is None or r["status"] != "ok" or r.get("score") is None:
-                continue
-            prefs.append(float(r["score"]))
+            if it.answer[0] == it.baseline[0]:
+                score, mode = 0.5, "identical"
+                n_identical += 1
+            else:
+                r = by_key.get((it.task, it.uid, it.seed))
+                if r is not None and r["status"] == "ok" and (r.get("info") or {}).get("nan"):
+                    n_nan += 1
+                if r is None or r["status"] != "ok" or r.get("score") is None:
+                    continue
+                score, mode = float(r["score"]), (r.get("info") or {}).get("mode")
+            prefs.append(score)
             len_m.append(len(it.answer[0]))
             len_b.append(len(it.baseline[0]))
-            modes.append((r.get("info") or {}).get("mode"))
+            modes.append(mode)
             if self._difficulty is not None:
                 diff.append(self._difficulty[it.uid])
-            item_out.append({"uid": it.uid, "seed": it.seed, "score": float(r["score"]), "task": it.task})
+            item_out.append({"uid": it.uid, "seed": it.seed, "score": score, "task": it.task})
         answered = [r for r in rows if r["status"] == "ok"]
         mean, se = scoring.mean_se(prefs)
         out: Dict[str, Any] = {
@@ -160,8 +177,13 @@ class AlpacaEval(Protocol):
             "losses": sum(p < 0.5 for p in prefs), "counted_per": "instruction",
             "position_consistency": None,
             "position_note": "one game per instruction with randomised order; consistency is not measured",
-            "parse_failure_rate": (len(answered) - len(prefs)) / len(answered) if answered else None,
+            "parse_failure_rate": (sum(r.get("score") is None for r in answered) / len(answered)
+                                   if answered else None),
             "n_items": len(prefs), "n_items_total": len(items), "items": item_out,
+            "identical_outputs": n_identical,
+            "nan_preferences": n_nan,
+            "nan_note": "judge replies whose top logprobs hold neither 'm' nor 'M' have no preference (NaN) and "
+                        "are dropped, as alpaca_eval does",
         }
         n_lp, n_disc = modes.count("logprob"), modes.count("discrete")
         out["preference_mode"] = ("logprob-weighted" if n_disc == 0 else

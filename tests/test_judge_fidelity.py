@@ -1,0 +1,196 @@
+"""Judged numbers against upstream's own rules, transcribed here from the upstream source (named per test).
+
+arena-hard-auto v0.1 era: lmarena/arena-hard-auto@0489bf384abd010906014dec7b903f7c438eabba (show_result.py,
+utils_math.py, gen_judgment.py); v2.0: lmarena/arena-hard-auto@e1032d92577025eb521885620c82440edd2e31a4
+(show_result.py, utils/math_utils.py). alpaca_eval: tatsu-lab/alpaca_eval@cd543a149df89434d8a54582c0151c0b945c3d20.
+FastChat: lm-sys/FastChat@0e6d3e4beaab66f4d3f93db72541a4abab8af28d (fastchat/llm_judge/show_result.py).
+"""
+
+import math
+import random
+
+import numpy as np
+import pytest
+
+from mdlm_bench.judge import scoring
+from mdlm_bench.judge.answers import Item
+from mdlm_bench.judge.protocols.arena_hard import summarize_pairwise
+
+# ----------------------------------------------------------------------------------------- helpers
+
+
+def _items(n, category=None, answers=None, baselines=None):
+    return [Item("t", f"u{i}", 0, [f"q{i}"], [answers[i] if answers else f"a{i}"],
+                 [baselines[i] if baselines else f"b{i}"], category if category is not None else None)
+            for i in range(n)]
+
+
+def _row(i, game, score, weight=1, status="ok"):
+    return {"task": "t", "uid": f"u{i}", "seed": 0, "game": game, "status": status,
+            "score": score, "weight": weight}
+
+
+# upstream labels per game from the judge's side (game 0: baseline is A; game 1: model is A)
+V01_MODEL_SCORE = {0: {"A=B": (0.5, 1), "A>B": (0.0, 1), "A>>B": (0.0, 3), "B>A": (1.0, 1), "B>>A": (1.0, 3)},
+                   1: {"A=B": (0.5, 1), "A>B": (1.0, 1), "A>>B": (1.0, 3), "B>A": (0.0, 1), "B>>A": (0.0, 3)}}
+
+
+def _v01_battles(labels):
+    """show_result.get_battles_from_row (0489bf3): each game on its own; an unknown or missing label has
+    weight 0, so only that game is dropped. Returns the model's outcome per battle."""
+    out = []
+    for g0, g1 in labels:
+        for game, lab in ((0, g0), (1, g1)):
+            if lab in V01_MODEL_SCORE[game]:
+                s, w = V01_MODEL_SCORE[game][lab]
+                out += [s] * w
+    return np.array(out)
+
+
+# ---------------------------------------------------------------------------------- Arena-Hard v0.1
+
+
+def test_v01_failed_game_drops_only_that_game_and_ci_is_2_5_to_97_5():
+    labels = [("B>>A", "A>B"), (None, "A>>B"), ("A>B", None), ("A=B", "B>A"), ("B>A", "A=B"), (None, None)]
+    rows = []
+    for i, (g0, g1) in enumerate(labels):
+        for game, lab in ((0, g0), (1, g1)):
+            if lab is None:
+                rows.append(_row(i, game, None, status="failed" if i == 5 else "ok"))
+            else:
+                s, w = V01_MODEL_SCORE[game][lab]
+                rows.append(_row(i, game, s, w))
+    out = summarize_pairwise(_items(6), rows, 0.95, 200, 20, "none", 0, drop="game", rule="v0.1")
+    battles = _v01_battles(labels)
+    assert out["n_battles"] == battles.size == 3 + 1 + 3 + 1 + 1 + 1 + 1 + 1
+    assert out["score"] == pytest.approx(battles.mean(), abs=1e-12)
+    # compute_mle_elo on one model vs the baseline: the win rate is the battles' mean (ties half)
+    assert out["bt"]["win_rate"] == pytest.approx(battles.mean(), abs=1e-6)
+    boots = [battles[idx].mean() for idx in scoring.bootstrap_indices(battles.size, 20, 0)]
+    assert out["bt"]["ci"] == pytest.approx([np.percentile(boots, 2.5), np.percentile(boots, 97.5)], abs=1e-6)
+    assert out["n_items"] == 5  # the prompt with both games failed is the only one gone
+    # v2.0's load_judgments drops a prompt when either game is null
+    v2 = summarize_pairwise(_items(6), rows, 0.9, 200, 20, "none", 0, drop="prompt", rule="v2.0")
+    assert v2["n_items"] == 3 and v2["n_battles"] == 3 + 1 + 1 + 1 + 1 + 1
+
+
+# ------------------------------------------------------------------------------------ style control
+
+
+def _texts(rng, n):
+    out = []
+    for _ in range(n):
+        words = " ".join("w%d" % k for k in range(int(rng.integers(3, 60))))
+        md = "".join(["# Head\n"] * int(rng.integers(0, 3)) + ["- item\n"] * int(rng.integers(0, 5)) +
+                     ["**bold** x\n"] * int(rng.integers(0, 3)))
+        out.append(md + words + ("\n```\n# in code\n- not a list\n```\n" if rng.random() < 0.3 else ""))
+    return out
+
+
+def _count(text):
+    return len(text.split())
+
+
+def _upstream_counts(text):
+    """utils/add_markdown_info.py count_markdown_elements after remove_pattern (e1032d9), token length as _count."""
+    import re
+
+    body = text
+    for block in re.compile("```([^`]*)```").findall(text):
+        body = body.replace(block, "")
+    return [_count(text),
+            sum(len(re.findall(r"^#{%d}\s" % k, body, re.MULTILINE)) for k in range(1, 7)),
+            len(re.findall(r"^\s*\d+\.\s", body, re.MULTILINE)) + len(re.findall(r"^\s*[-*+]\s", body, re.MULTILINE)),
+            len(re.findall(r"\*\*[^*\n]+\*\*", body)) + len(re.findall(r"__[^_\n]+__", body))]
+
+
+def _battle_set(seed=7, n_prompts=60):
+    rng = np.random.default_rng(seed)
+    model, base = _texts(rng, n_prompts), _texts(rng, n_prompts)
+    y, m, b = [], [], []
+    for i in range(n_prompts):
+        edge = 0.3 + 0.02 * (len(model[i]) - len(base[i])) / 10
+        for _ in range(2):
+            u = rng.random()
+            s = 1.0 if u < 1 / (1 + math.exp(-edge)) - 0.1 else (0.5 if u < 1 / (1 + math.exp(-edge)) + 0.1 else 0.0)
+            w = 3 if rng.random() < 0.3 and s != 0.5 else 1
+            y += [s] * w
+            m += [model[i]] * w
+            b += [base[i]] * w
+    return np.array(y), m, b
+
+
+def test_style_control_v2_equals_upstream_print_leaderboard_with_style_features():
+    """show_result.py print_leaderboard_with_style_features + utils/math_utils.py (e1032d9): length
+    (l_m - l_b)/(l_m + l_b), markdown densities count/length as (d_m - d_b)/(d_m + d_b + 1), centred and
+    divided by torch.std (unbiased); BT with one-hot (+1 model, -1 baseline) columns, unpenalised, fitted per
+    bootstrap resample; the reported win rate is the median over resamples of exp(c_m)/(exp(c_m)+exp(c_b))."""
+    from scipy.optimize import minimize
+
+    y, m, b = _battle_set()
+    rounds = 15
+    mf = np.array([_upstream_counts(t) for t in m], float)
+    bf = np.array([_upstream_counts(t) for t in b], float)
+    final = np.zeros_like(mf)
+    final[:, 0] = (mf[:, 0] - bf[:, 0]) / (mf[:, 0] + bf[:, 0])
+    md, bd = mf[:, 1:] / mf[:, :1], bf[:, 1:] / bf[:, :1]
+    final[:, 1:] = (md - bd) / (md + bd + 1)
+    norm = (final - final.mean(axis=0)) / final.std(axis=0, ddof=1)
+    onehot = np.column_stack([-np.ones(len(y)), np.ones(len(y))])  # sorted(["base", "model"])
+    X = np.concatenate([onehot, norm], axis=1)
+
+    def fit(idx):
+        Xi, yi = X[idx], y[idx]
+
+        def f(c):
+            z = Xi @ c
+            p = 1 / (1 + np.exp(-z))
+            return -(yi * np.log(p) + (1 - yi) * np.log(1 - p)).sum(), Xi.T @ (p - yi)
+        c = minimize(f, np.full(X.shape[1], 0.5), jac=True, method="L-BFGS-B",
+                     options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 10000}).x
+        return math.exp(c[1]) / (math.exp(c[1]) + math.exp(c[0])), c[2:]
+
+    fits = [fit(idx) for idx in scoring.bootstrap_indices(len(y), rounds, 3)]
+    rates = np.array([f[0] for f in fits])
+    F = scoring.style_features(m, b, "both", "v2.0", _count)
+    assert np.allclose(F, norm, atol=1e-12)
+    bt = scoring.bradley_terry(y, F, 0.9, rounds, 3, "v2.0")
+    assert bt["win_rate"] == pytest.approx(np.quantile(rates, 0.5), abs=1e-6)
+    assert bt["ci"] == pytest.approx(list(np.quantile(rates, [0.05, 0.95])), abs=1e-6)
+    assert bt["style_coefs"] == pytest.approx(list(np.median([f[1] for f in fits], axis=0)), abs=1e-5)
+
+
+def test_style_control_v01_equals_upstream_construct_style_matrices_and_fit_bt():
+    """utils_math.py construct_style_matrices + fit_bt (0489bf3): baseline is model_a; (a - b)/(a + b + 1) on
+    raw values; centred, divided by np.std (ddof 0); battles duplicated, ties as one win + one loss; model
+    columns +-ln 10; sklearn LogisticRegression(fit_intercept=False) (L2, C=1). The score is the point fit,
+    turned into a win rate by predict_win_rate's Elo formula."""
+    from sklearn.linear_model import LogisticRegression
+
+    y, m, b = _battle_set(seed=11)
+    n = len(y)
+    va = np.array([_upstream_counts(t) for t in b], float).T  # [4, n] baseline = a
+    vb = np.array([_upstream_counts(t) for t in m], float).T
+    diff = (va - vb) / (va + vb + 1)
+    style = ((diff - diff.mean(axis=1, keepdims=True)) / diff.std(axis=1, keepdims=True)).T
+    ln10 = math.log(10)
+    X1 = np.column_stack([np.full(n, ln10), np.full(n, -ln10), style])  # [baseline, model, style]
+    X = np.vstack([X1, X1])
+    Y = np.zeros(2 * n)
+    Y[:n][y == 0.0] = 1.0  # baseline (model_a) wins
+    Y[n:][y == 0.0] = 1.0
+    Y[:n][y == 0.5] = 1.0  # first copy of a tie counts as an A win
+    lr = LogisticRegression(fit_intercept=False, tol=1e-12, max_iter=100000).fit(X, Y)
+    elo = 400 * lr.coef_[0][:2] + 1000
+    expected = 1 / (1 + 10 ** ((elo[0] - elo[1]) / 400))
+    F = scoring.style_features(m, b, "both", "v0.1", _count)
+    bt = scoring.bradley_terry(y, F, 0.95, 5, 0, "v0.1")
+    assert bt["win_rate"] == pytest.approx(expected, abs=1e-6)
+    # both sides flip (upstream: features a - b and outcome "a wins"), so the coefficients agree as they are
+    assert bt["style_coefs"] == pytest.approx(list(lr.coef_[0][2:]), abs=1e-5)
+
+
+def test_token_counter_fallback_is_documented():
+    count, name = scoring.token_counter("v2.0")
+    assert count("two words!") >= 2
+    assert name.startswith("tiktoken o200k_base") or "fallback" in name
