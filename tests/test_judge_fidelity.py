@@ -194,3 +194,117 @@ def test_token_counter_fallback_is_documented():
     count, name = scoring.token_counter("v2.0")
     assert count("two words!") >= 2
     assert name.startswith("tiktoken o200k_base") or "fallback" in name
+
+
+# ------------------------------------------------------------------------------------- AlpacaEval 2
+
+
+def _upstream_random_seeded_choice(seed, choices):
+    """alpaca_eval utils.random_seeded_choice."""
+    return random.Random(seed).choices(choices, k=1)[0]
+
+
+def test_alpaca_order_is_upstreams_random_switch():
+    from mdlm_bench.judge.protocols.alpaca_eval import is_switched
+
+    # processors.RandomSwitchTwoColumnsProcessor docstring: seed columns output_1, output_2, seed 123
+    assert _upstream_random_seeded_choice("is_switch_output_1_output_2" + "10" + "4" + "123", [False, True]) is True
+    assert _upstream_random_seeded_choice("is_switch_output_1_output_2" + "5" + "7" + "123", [False, True]) is False
+    # PairwiseAnnotator: column "is_switched_outputs", seeded on the instruction, annotator seed 0
+    instructions = [f"Instruction number {i}: say something." for i in range(200)] + ["What is 2+2?", "", "été ✓"]
+    for ins in instructions:
+        assert is_switched(ins) == _upstream_random_seeded_choice("is_switched_outputs" + ins + "0", [False, True])
+    assert 60 < sum(map(is_switched, instructions)) < 140
+
+
+def _alpaca(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_judge_protocols import DATA, _proto, make_bench
+
+    if not DATA.is_dir():
+        pytest.skip(f"published benchmark files not found at {DATA}")
+    return _proto("alpaca-eval", make_bench(tmp_path))
+
+
+def _alpaca_item(instr, answer, baseline, uid="u1"):
+    return Item("alpaca-eval", uid, 0, [instr], [answer], [baseline], None)
+
+
+def test_alpaca_identical_outputs_send_nothing_and_score_1_5(tmp_path):
+    p = _alpaca(tmp_path)
+    same = _alpaca_item("Say hi", "Hello!", "Hello!", "u1")
+    diff = _alpaca_item("Say bye", "Bye.", "Goodbye!", "u2")
+    assert p.games(same) == []  # pairwise_evaluator.py sets preference 1.5 for output_1 == output_2
+    (g,) = p.games(diff)
+    rows = [{"task": "alpaca-eval", "uid": "u2", "seed": 0, "game": 0, "status": "ok", "score": 0.8,
+             "info": {"mode": "logprob"}}]
+    s = p.summarize([same, diff], rows)
+    assert [i["score"] for i in s["items"]] == [0.5, 0.8]  # preference 1.5 -> 0.5 on the [0, 1] scale
+    assert s["identical_outputs"] == 1 and s["score"] == pytest.approx(0.65)
+
+
+def test_alpaca_logprob_parser_exact_tokens_and_nan(tmp_path):
+    """completion_parsers.logprob_parser: tokens matched exactly; none of them present -> NaN (dropped)."""
+    p = _alpaca(tmp_path)
+    instr = next(i for i in ("a", "b", "c", "d", "e") if not is_switched_(i))
+    (g,) = p.games(_alpaca_item(instr, "run out", "base out"))
+    assert g.meta["model_token"] == "M"
+
+    def upstream(top, numerator="m", denominators=("m", "M")):
+        lp = {t: v for t, v in top if t in list(denominators) + [numerator]}
+        if not lp:
+            return float("nan")
+        den = np.logaddexp.reduce([lp.get(t, -np.inf) for t in denominators])
+        return 2 - math.exp(lp.get(numerator, -np.inf) - den)  # preference in [1, 2], 2 = output_2 (run) wins
+
+    top = [[" m", -0.05], ["M", -1.0], ["m ", -0.2], ["The", -4.0]]
+    got = p.parse(g, "M", top)
+    assert got.score == pytest.approx(upstream(top) - 1) and got.score == pytest.approx(1.0)  # ' m' is not 'm'
+    top = [["m", -0.3], ["M", -1.4]]
+    assert p.parse(g, "m", top).score == pytest.approx(upstream(top) - 1)
+    nan = p.parse(g, "The", [["The", -0.1], [" M", -2.0]])
+    assert math.isnan(upstream([["The", -0.1], [" M", -2.0]])) and nan.score is None and nan.info["nan"]
+    rows = [{"task": "alpaca-eval", "uid": "u1", "seed": 0, "game": 0, "status": "ok", "score": None,
+             "info": nan.info}, {"task": "alpaca-eval", "uid": "u2", "seed": 0, "game": 0, "status": "ok",
+                                 "score": 0.25, "info": {"mode": "logprob"}}]
+    s = p.summarize([_alpaca_item(instr, "x", "y", "u1"), _alpaca_item(instr, "x2", "y2", "u2")], rows)
+    assert s["nan_preferences"] == 1 and s["n_items"] == 1 and s["score"] == 0.25
+
+
+def is_switched_(instruction):
+    from mdlm_bench.judge.protocols.alpaca_eval import is_switched
+
+    return is_switched(instruction)
+
+
+# ------------------------------------------------------------------------------------------ MT-Bench
+
+
+def test_mt_bench_failed_turn_drops_only_that_turn(tmp_path):
+    """fastchat/llm_judge/show_result.py display_result_single: rows with score -1 removed, then per-turn
+    means and the average over every remaining turn judgment."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_judge_protocols import DATA, _proto, make_bench
+
+    if not DATA.is_dir():
+        pytest.skip(f"published benchmark files not found at {DATA}")
+    p = _proto("mt-bench", make_bench(tmp_path))
+    ratings = [(8, 6), (7, None), (None, 3), (10, 9), (None, None)]
+    items = [Item("mt-bench", f"u{i}", 0, ["q1", "q2"], ["a1", "a2"], None, "writing") for i in range(5)]
+    rows = []
+    for i, pair in enumerate(ratings):
+        for t, r in enumerate(pair):
+            rows.append({"task": "mt-bench", "uid": f"u{i}", "seed": 0, "game": t, "status": "ok",
+                         "score": None if r is None else float(r)})
+    s = p.summarize(items, rows)
+    judged = [(t + 1, r) for pair in ratings for t, r in enumerate(pair) if r is not None]  # score != -1
+    assert s["score"] == pytest.approx(np.mean([r for _, r in judged]))
+    assert s["turns"] == {"1": pytest.approx(np.mean([r for t, r in judged if t == 1])),
+                          "2": pytest.approx(np.mean([r for t, r in judged if t == 2]))}
+    assert s["n_items"] == 4
