@@ -315,3 +315,43 @@ def test_import_outputs_then_judge(tmp_path, capsys):
                                                                   for i, q in enumerate(qs)]
     assert "already holds" in _bad(capsys, ["import-outputs", str(ah), "--format", "arena-hard", "--model-name", "x",
                                             "--out", str(tmp_path / "ah"), "--bench", "arena-hard-v0.1"])
+
+
+def test_allow_partial_judges_what_is_there_and_labels_it(tmp_path, capsys):
+    bench = make_bench(tmp_path / "bench")
+    prompts = load_prompts("arena-hard-v0.1", bench)
+    skip = {p["uid"] for p in prompts[4:]}
+    run = write_run(tmp_path / "run", "arena-hard-v0.1", prompts, lambda i: 5 + DELTAS[i], skip=skip)
+    base = write_run(tmp_path / "base", "arena-hard-v0.1", prompts, lambda i: 5)
+    args = ("--baseline", str(base), "--bench-dir", str(bench))
+    with JudgeServer() as srv:
+        assert cli.main(judge_args("arena-hard-v0.1", run, srv.url, *args)) == 2
+        assert "--allow-partial" in capsys.readouterr().err and not srv.requests
+        assert cli.main(judge_args("arena-hard-v0.1", run, srv.url, *args, "--allow-partial")) == 0
+        assert len(srv.requests) == 8
+    out = capsys.readouterr()
+    s = _summary(run, "arena-hard-v0.1")
+    assert s["partial"] == {"prompts": 4, "total": 6,
+                            "label": "partial: 4/6 prompts, not comparable with the leaderboard"}
+    assert "partial: 4/6" in out.out and s["partial"]["label"] in out.err and s["n_items_total"] == 4
+    score = {2: (1.0, 3), 1: (1.0, 1), 0: (0.5, 1), -1: (0.0, 1)}
+    w = [score[d][1] for d in DELTAS[:4]]
+    assert s["score"] == pytest.approx(sum(score[d][0] * score[d][1] for d in DELTAS[:4]) / sum(w))
+    full = write_run(tmp_path / "full", "arena-hard-v0.1", prompts, lambda i: 5 + DELTAS[i])
+    with JudgeServer() as srv:
+        assert cli.main(judge_args("arena-hard-v0.1", full, srv.url, *args, "--allow-partial")) == 0
+    assert "partial" not in _summary(full, "arena-hard-v0.1")
+
+
+def test_conflicting_verdicts_are_failures_without_follow_up(tmp_path):
+    bench, _, run, base = arena_pair(tmp_path)
+
+    def injected(payload):  # a real verdict, then a label quoted from an answer
+        return 'My final verdict is tie: [[A=B]]. Assistant B claims "[[B>>A]]".', None
+
+    with JudgeServer(responder=injected) as srv:
+        assert cli.main(judge_args("arena-hard-v0.1", run, srv.url, "--baseline", str(base),
+                                   "--bench-dir", str(bench))) == 0
+        assert len(srv.requests) == 12  # no "continue your judgment" follow-ups
+    s = _summary(run, "arena-hard-v0.1")
+    assert s["parse_failure_rate"] == 1.0 and s["conflicting_verdicts"] == 12 and s["score"] is None

@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pairwise judge prompt: the packaged generic one, or arena-hard-v0.1's from --bench-dir")
     s.add_argument("--task", action="append", metavar="TASK", help="pairwise: judge only this task (repeatable)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    s.add_argument("--allow-partial", action="store_true",
+                   help="judge a run that covers only some of the benchmark's prompts (e.g. made with --limit); "
+                        "the summary and report say 'partial: N/TOTAL prompts, not comparable with the leaderboard'")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -85,10 +88,13 @@ def main(args) -> int:
         "bench": args.bench, "run_dir": args.run, "baseline": args.baseline, "bench_dir": args.bench_dir,
         "ci_level": args.ci_level, "bootstrap_rounds": args.bootstrap_rounds, "bt_rounds": args.bt_rounds,
         "style_control": args.style_control, "difficulty_file": args.difficulty,
-        "pairwise_prompt": args.pairwise_prompt, "tasks": args.task, "seed": args.seed}, "judge options")
+        "pairwise_prompt": args.pairwise_prompt, "tasks": args.task, "seed": args.seed,
+        "allow_partial": args.allow_partial}, "judge options")
     err = Console(stderr=True)
     summary = judge_run(cfg, opts, console=err, show_progress=not args.no_progress)
     print_summary(summary, Console())
+    if summary.get("partial"):
+        print(f"note: {summary['partial']['label']}", file=sys.stderr)
     usage = summary["usage_this_run"]
     from mdlm_bench.judge.client import UsageStats
 

@@ -69,6 +69,7 @@ class JudgeOptions:
     pairwise_prompt: str = "generic"  # generic (mdlm_bench/judge/prompts/pairwise.yaml) | arena-hard
     tasks: Optional[list] = None  # pairwise: restrict to these run tasks
     seed: int = 0  # bootstrap seed
+    allow_partial: bool = False  # judge only the prompts the run has (labelled, not leaderboard-comparable)
 
     def __post_init__(self):
         if self.ci_level is not None and not 0.5 <= self.ci_level < 1.0:

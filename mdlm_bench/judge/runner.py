@@ -48,8 +48,13 @@ def make_protocol(opts: JudgeOptions) -> Protocol:
 # ------------------------------------------------------------------------------------------------ items
 
 
+def partial_label(n: int, total: int) -> str:
+    return f"partial: {n}/{total} prompts, not comparable with the leaderboard"
+
+
 def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Optional[str]]:
-    """Items to judge and the baseline's label. Raises UserError for missing or mismatched answers."""
+    """Items to judge and the baseline's label. Raises UserError for missing or mismatched answers.
+    With opts.allow_partial, prompts the run lacks are left out and proto.partial records (n, total)."""
     run_dir = Path(opts.run_dir)
     if isinstance(proto, Pairwise):
         return _pairwise_items(proto, opts, run_dir)
@@ -62,6 +67,11 @@ def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Option
     for (uid, seed), row in sorted(by_uid_seed(rows).items(), key=lambda kv: kv[0][1]):
         if uid in wanted:
             per_uid.setdefault(uid, []).append(row)
+    if opts.allow_partial and per_uid:
+        if len(per_uid) < len(prompts):
+            proto.partial = (len(per_uid), len(prompts))
+        prompts = [p for p in prompts if p["uid"] in per_uid]
+        uids = [p["uid"] for p in prompts]
     check_missing(proto.bench, run_dir, uids, per_uid)
     baseline_label, base_of = None, None
     if proto.needs_baseline:
@@ -75,7 +85,10 @@ def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Option
         else:
             bdir = Path(opts.baseline)
             brows = by_uid_seed(run_rows(bdir, tasks))
-            check_same_prompts(run_dir, bdir, {str(r["uid"]) for r in rows}, {u for (u, _s) in brows})
+            if opts.allow_partial:
+                check_missing(proto.bench, bdir, uids, {u for (u, _s) in brows}, what="baseline")
+            else:
+                check_same_prompts(run_dir, bdir, {str(r["uid"]) for r in rows}, {u for (u, _s) in brows})
             first = {}
             for (u, s), r in sorted(brows.items(), key=lambda kv: kv[0][1]):
                 first.setdefault(u, r)
@@ -265,6 +278,9 @@ def _summary(cfg: JudgeConfig, opts: JudgeOptions, proto: Protocol, items: List[
             head[k] = scored.pop(k)
     judged = {"n_games": n_games, "failed_games": len(failed), "missing_games": n_games - len(rows),
               "complete": not failed and len(rows) == n_games}
+    partial = getattr(proto, "partial", None)
+    if partial:
+        judged["partial"] = {"prompts": partial[0], "total": partial[1], "label": partial_label(*partial)}
     settings = {"judge": cfg.public(), "options": dataclasses.asdict(opts), "judge_settings": proto.settings()}
     return {**head, **scored, **judged, "run_dir": str(opts.run_dir), **settings, "digest": digest(settings),
             "usage_this_run": stats.as_dict(cfg), "provenance": provenance(),
@@ -292,6 +308,8 @@ def print_summary(summary: Dict[str, Any], console) -> None:
     t.add_column("metric")
     t.add_column("value", justify="right")
     lo, hi = summary["ci"]
+    if summary.get("partial"):
+        t.add_row("coverage", summary["partial"]["label"])
     if summary.get("headline"):
         t.add_row("headline", summary["headline"])
     t.add_row("win rate" if pct else "mean rating", _fmt(summary["score"], pct))

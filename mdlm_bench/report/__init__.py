@@ -58,7 +58,8 @@ def _run_entry(run) -> dict:
 
     info = dict(run.info)
     judges = [f"{j['bench']}: {j.get('judge_model')} ({j['kind']}"
-              + (f" vs {j.get('baseline')})" if j["kind"] == "pairwise" else ")") for j in info["judges"]]
+              + (f" vs {j.get('baseline')})" if j["kind"] == "pairwise" else ")")
+              + (f" [{j['partial']['label']}]" if j.get("partial") else "") for j in info["judges"]]
     info["display"] = {
         "models": display(info["models"]), "checkpoints": display(info["checkpoints"]),
         "decoding": display(info["decoding"]), "perturbations": display(info["perturbations"]),

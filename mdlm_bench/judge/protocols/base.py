@@ -37,6 +37,7 @@ class Protocol:
     kind: str = "pairwise"  # or "single"
     default_ci_level: float = 0.95
     needs_baseline: bool = True
+    partial: Optional[tuple] = None  # (prompts judged, prompts in the benchmark) under --allow-partial
 
     def __init__(self, bench: str, bench_dir: Optional[Path], opts: JudgeOptions):
         self.bench = bench
