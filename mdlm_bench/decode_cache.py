@@ -84,6 +84,12 @@ class BlockCache(StepForward):
         q0 = self.P + bs - int(self.model.meta.logits_shift)  # a shifted head reads the hidden state at i-1
         return q0, (self.P + be if self.dual else T)
 
+    def stale(self, x: torch.Tensor, slot: torch.Tensor) -> torch.Tensor:
+        """[Ba] bool: a cached position of the row's canvas holds another token than when the cache was built
+        (the invalidation rule for perturbations: see mdlm_bench.perturb.operators)."""
+        kv = self.kv
+        return (x[:, kv.positions] != kv.tokens[slot]).any(-1)
+
     def __call__(self, x, attn, active, lo, W, block):
         """x, attn: [Ba, T] canvas of the active rows; active [Ba] their batch rows."""
         Ba, T = x.shape
@@ -95,8 +101,7 @@ class BlockCache(StepForward):
             match = active[:, None] == kv.rows[None, :]
             have = match.any(-1)
             slot = torch.where(have, match.float().argmax(-1), slot)
-            stale = (x[:, kv.positions] != kv.tokens[slot.clamp(min=0)]).any(-1)
-            need = ~have | stale
+            need = ~have | self.stale(x, slot.clamp(min=0))
         # A masked position left of the recomputed span cannot be decoded from the cache.
         shift = int(self.model.meta.logits_shift)
         need |= (x[:, self.P:q0 + shift] == self.model.mask_id).any(-1)
