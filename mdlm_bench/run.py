@@ -58,7 +58,7 @@ class RunConfig:
 
     def digest(self) -> str:
         d = asdict(self)
-        d["decoding"] = self.decode_config().to_dict()  # defaults filled in: same settings, same digest
+        d["decoding"] = self.decode_config().digest_dict()  # defaults filled in: same settings, same digest
         return make_digest({k: d[k] for k in OUTPUT_FIELDS})
 
 
