@@ -358,8 +358,11 @@ def _progress(desc: str, total: int):
     from rich.errors import LiveError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from rich.console import Console
+
+    # stderr: a bar on stdout leaves a blank line there on every stop when stdout is not a terminal
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   transient=True)
+                   transient=True, console=Console(stderr=True))
     try:
         if total <= 0:
             raise LiveError("nothing to show")
