@@ -229,7 +229,8 @@ def test_alpaca_eval_weighted_and_discrete(tmp_path):
     assert [i["score"] for i in s["items"]] == pytest.approx(prefs.tolist())
     assert s["score"] == pytest.approx(prefs.mean())
     assert s["standard_error"] == pytest.approx(prefs.std(ddof=1) / np.sqrt(6))
-    assert s["preference_mode"] == "logprob-weighted" and s["lc_variant"].startswith("length-only")
+    assert s["preference_mode"] == "logprob-weighted" and s["lc_variant"].startswith("length_controlled_minimal")
+    assert s["lc_win_rate"] is None  # fewer instructions than upstream's 5-fold cross-validation needs
     assert s["ci_level"] == 0.95 and s["position_consistency"] is None
     disc = write_run(tmp_path / "disc", "alpaca-eval", prompts, lambda i: 2 + DELTAS[i] if DELTAS[i] else 3)
     with JudgeServer(with_logprobs=False) as srv:
@@ -240,17 +241,23 @@ def test_alpaca_eval_weighted_and_discrete(tmp_path):
 
 
 def test_alpaca_length_control_with_a_difficulty_file(tmp_path):
-    bench = make_bench(tmp_path / "bench")
+    bench = make_bench(tmp_path / "bench", n=12)
     prompts = load_prompts("alpaca-eval", bench)
-    run = write_run(tmp_path / "run", "alpaca-eval", prompts, lambda i: 2 + DELTAS[i])
+    run = write_run(tmp_path / "run", "alpaca-eval", prompts, lambda i: 2 + DELTAS[i % 6])
     diff = tmp_path / "instruction_difficulty.csv"
-    diff.write_text("index,instruction_difficulty\n" + "".join(f"{i},{0.1 * i}\n" for i in range(6)))
+    diff.write_text("index,instruction_difficulty\n" + "".join(f"{i},{0.1 * i}\n" for i in range(12)))
     with JudgeServer() as srv:
         assert cli.main(judge_args("alpaca-eval", run, srv.url, "--bench-dir", str(bench), "--difficulty",
                                    str(diff))) == 0
     s = _summary(run, "alpaca-eval")
-    assert s["baseline"].startswith("published:") and s["lc_variant"] == "length+difficulty"
+    assert s["baseline"].startswith("published:") and s["lc_variant"].startswith("length_controlled_noreg")
+    assert "not the leaderboard's LC" in s["lc_variant"] and s["lc_data"]["sources"] == [str(diff)]
     assert 0.0 <= s["lc_win_rate"] <= 1.0 and "instruction_difficulty" in s["lc_coefs"]
+    short = tmp_path / "short.csv"
+    short.write_text("index,instruction_difficulty\n0,0.5\n")
+    with JudgeServer() as srv:
+        assert cli.main(judge_args("alpaca-eval", run, srv.url, "--bench-dir", str(bench), "--difficulty",
+                                   str(short))) == 2
 
 
 def test_mt_bench_single_grading_both_turns(tmp_path):

@@ -308,3 +308,147 @@ def test_mt_bench_failed_turn_drops_only_that_turn(tmp_path):
     assert s["turns"] == {"1": pytest.approx(np.mean([r for t, r in judged if t == 1])),
                           "2": pytest.approx(np.mean([r for t, r in judged if t == 2]))}
     assert s["n_items"] == 4
+
+
+# ------------------------------------------------------------------------- AlpacaEval length control
+
+
+def _upstream_lc(df_annotations, df_gamed, glm_name):
+    """metrics/glm_winrate.py get_length_controlled_winrate -> _get_featurized_data ->
+    fit_LogisticRegressionCV (alpaca_eval@cd543a1), with patsy's design matrix written out by hand."""
+    import warnings
+
+    import pandas as pd
+    import sklearn
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.metrics import make_scorer
+    from sklearn.model_selection import GroupKFold
+
+    use_diff, lam = {"length_controlled_v1": (True, 0.2), "length_controlled_noreg": (True, None),
+                     "length_controlled_minimal": (False, None)}[glm_name]
+    df_gamed = df_gamed.drop(columns=["model"])
+    difficulty = df_gamed.drop_duplicates("index")["instruction_difficulty"]
+    df = df_annotations.reset_index()
+    delta = df["output_1"].str.len() - df["output_2"].str.len()
+    df = df[["preference", "index"]].copy()
+    df["std_delta_len"] = delta / delta.std()
+    df["preference"] = df["preference"].astype(float).replace({0.0: 1.5}) - 1
+    df["instruction_difficulty"] = df["index"].transform(lambda g: difficulty[g])
+    df["not_gamed_baseline"] = True
+    df_test = df[["instruction_difficulty", "not_gamed_baseline"]].copy()
+    df_test["std_delta_len"] = 0
+
+    def design(d):
+        cols = {"np.tanh(std_delta_len)": np.tanh(d["std_delta_len"].astype(float))}
+        if use_diff:
+            cols["instruction_difficulty"] = d["instruction_difficulty"].astype(float)
+        cols["not_gamed_baseline.astype(float)"] = d["not_gamed_baseline"].astype(float)
+        return pd.DataFrame(cols).reset_index(drop=True)
+
+    if lam:
+        train = pd.concat([df_gamed, df], axis=0)
+        weight = train["not_gamed_baseline"].astype(float) + (lam * (~train["not_gamed_baseline"])).astype(float) / 2
+    else:
+        train, weight = df, None
+    data = design(train)
+    data["preference"] = train["preference"].to_numpy()
+    keep = data["preference"].notna().to_numpy()
+    data = data[keep]
+    if weight is not None:
+        weight = weight[keep]
+
+    def logloss_continuous(y_true, y_pred, true_prob, true_sample_weight=None):
+        y_true = np.where(y_true == 1, true_prob, 1 - true_prob)
+        y_pred = np.clip(y_pred, 1e-15, 1 - 1e-15)
+        ll = y_true * np.log(y_pred) + (1 - y_true) * np.log(1 - y_pred)
+        if true_sample_weight is not None:
+            ll = ll * true_sample_weight
+        return -np.mean(ll)
+
+    data = data.reset_index(drop=True).reset_index(drop=False, names=["group"])
+    d1, d0 = data.copy(), data.copy()
+    d1["y"] = 1
+    d0["preference"] = 1 - d0["preference"]
+    d0["y"] = 0
+    dup = pd.concat([d1, d0], axis=0).reset_index(drop=True)
+    true_prob = dup["preference"]
+    if weight is None:
+        true_w, fit_w = None, true_prob
+    else:
+        true_w = np.concatenate([weight, weight], axis=0)
+        fit_w = true_prob * true_w
+    with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scorer = make_scorer(logloss_continuous, response_method="predict_proba",
+                             greater_is_better=False).set_score_request(true_sample_weight=True, true_prob=True)
+        model = LogisticRegressionCV(cv=GroupKFold(n_splits=5), scoring=scorer, random_state=123, dual=False,
+                                     penalty="l1", solver="liblinear", n_jobs=None, fit_intercept=False)
+        model.set_fit_request(sample_weight=True)
+        model.fit(X=dup.drop(columns=["preference", "y", "group"]), y=dup["y"], sample_weight=fit_w,
+                  groups=dup["group"], true_sample_weight=true_w, true_prob=true_prob)
+    pred = model.predict_proba(design(df_test))[:, 1]
+    return pred.mean(), pd.Series(pred).sem()
+
+
+def _lc_world(tmp_path, n=60, seed=0):
+    """Small files in upstream's formats: annotations (preference in [1, 2], output_1 = baseline) and df_gamed."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    diff = rng.normal(size=n)
+    len_b = rng.integers(50, 600, n)
+    len_m = rng.integers(20, 1400, n)
+    edge = 0.3 - 0.8 * diff + 1.2 * np.tanh((len_m - len_b) / 400)
+    pref = 1 + np.clip(1 / (1 + np.exp(-edge)) + rng.normal(0, 0.1, n), 0, 1)
+    pref[[3, n - 2]] = np.nan  # no preference: dropped from the fit, still predicted
+    ann = pd.DataFrame({"instruction": [f"i{i}" for i in range(n)], "output_1": ["b" * k for k in len_b],
+                        "output_2": ["m" * k for k in len_m], "preference": pref})
+    gamed = []
+    for name, scale in (("base_verbose", 2.5), ("base_concise", 0.3)):
+        lg = (len_b * scale).astype(int)
+        d = (len_b - lg).astype(float)
+        e = -0.8 * diff + 1.2 * np.tanh(-d / 400)
+        gamed.append(pd.DataFrame({"model": name, "index": np.arange(n),
+                                   "preference": np.clip(1 / (1 + np.exp(-e)) + rng.normal(0, 0.1, n), 0, 1),
+                                   "std_delta_len": d / d.std(), "instruction_difficulty": diff,
+                                   "not_gamed_baseline": False}))
+    df_gamed = pd.concat(gamed, ignore_index=True)
+    folder = tmp_path / "lc"
+    folder.mkdir()
+    df_gamed.to_csv(folder / "df_gamed.csv", index=False)
+    pd.Series(diff, name="instruction_difficulty").rename_axis("index").to_csv(folder / "instruction_difficulty.csv")
+    return ann, df_gamed, folder
+
+
+@pytest.mark.parametrize("glm", ["length_controlled_v1", "length_controlled_noreg", "length_controlled_minimal"])
+def test_length_controlled_winrate_equals_upstream_glm(tmp_path, glm):
+    from mdlm_bench.judge.lc_data import find_lc_data
+    from mdlm_bench.judge.length_control import length_controlled_winrate
+
+    ann, df_gamed, folder = _lc_world(tmp_path)
+    data = find_lc_data(None, str(folder))
+    assert data.glm == "length_controlled_v1" and data.sources[0].endswith("df_gamed.csv")
+    expected, expected_se = _upstream_lc(ann, df_gamed, glm)
+    got = length_controlled_winrate((ann["preference"] - 1).to_numpy(), ann["output_2"].str.len(),
+                                    ann["output_1"].str.len(), range(len(ann)), glm, data.difficulty, data.gamed)
+    assert got["lc_win_rate"] == pytest.approx(expected, abs=1e-6)
+    assert got["lc_standard_error"] == pytest.approx(expected_se, abs=1e-6)
+    assert abs(got["lc_win_rate"] - np.nanmean(ann["preference"] - 1)) > 1e-3  # length control does something
+
+
+def test_lc_data_is_found_where_documented(tmp_path, monkeypatch):
+    from mdlm_bench.errors import UserError
+    from mdlm_bench.judge.lc_data import find_lc_data
+
+    _, df_gamed, folder = _lc_world(tmp_path, n=12)
+    only = find_lc_data(None, str(folder / "instruction_difficulty.csv"))  # the other file sits beside it
+    assert only.glm == "length_controlled_v1"
+    bench = tmp_path / "bench" / "alpaca-eval"
+    bench.mkdir(parents=True)
+    (bench / "instruction_difficulty.csv").write_text((folder / "instruction_difficulty.csv").read_text())
+    got = find_lc_data(tmp_path / "bench", None)
+    assert got.glm == "length_controlled_noreg" and got.difficulty[3] == pytest.approx(df_gamed["instruction_difficulty"][3])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert find_lc_data(tmp_path / "nothing", None).glm == "length_controlled_minimal"
+    with pytest.raises(UserError, match="does not exist"):
+        find_lc_data(None, str(tmp_path / "missing.csv"))

@@ -1,5 +1,6 @@
 """Pure, seeded statistics for judge results: Arena-Hard win rates and Bradley-Terry (with optional style
-control), AlpacaEval win rate with standard error and the length-controlled GLM, and rating means.
+control), AlpacaEval win rate with standard error, and rating means. AlpacaEval's length-controlled GLM
+is in length_control.py.
 
 Conventions: a "battle" score is the run's model outcome in [0, 1] (1 = model better); Arena-Hard
 counts a strong verdict (A>>B) as three identical battles.
@@ -256,38 +257,3 @@ def bradley_terry(outcomes: Sequence[float], features: Optional[np.ndarray], lev
         method = "median of bootstrap fits; bootstrap quantiles"
     return {"win_rate": float(_sigmoid(theta[:1])[0]), "ci": [float(lo), float(hi)], "coef": float(theta[0]),
             "style_coefs": [float(v) for v in theta[1:]], "estimate": method}
-
-
-# ------------------------------------------------------------------------- AlpacaEval length control
-
-
-def length_controlled_winrate(preferences: Sequence[float], len_model: Sequence[int], len_baseline: Sequence[int],
-                              difficulty: Optional[Sequence[float]] = None, C: float = 100.0) -> Dict[str, object]:
-    """AlpacaEval 2's length-controlled win rate.
-
-    GLM (published formula): P(model preferred) = sigmoid(theta_len * tanh(delta_len / std(delta_len))
-    + theta_diff * instruction_difficulty + theta_model), no intercept, fitted by L2-penalised
-    likelihood on the soft preferences (penalty 1/(2C)). The length-controlled win rate is the GLM's
-    average prediction with delta_len = 0. Without `difficulty` the term is dropped: the "length-only"
-    variant, whose prediction is sigmoid(theta_model). Upstream additionally fits L1 with cross-validation
-    and regularises towards its "gamed" baselines, which needs their private annotation file.
-    preferences, len_*, difficulty: [n] (character lengths, as upstream).
-    """
-    y = np.asarray(preferences, float)
-    delta = np.asarray(len_model, float) - np.asarray(len_baseline, float)
-    sd = delta.std(ddof=1) if delta.size > 1 else 0.0
-    std_delta = np.divide(delta, sd, out=np.zeros_like(delta), where=sd > 0)
-    cols = [np.tanh(std_delta)]
-    names = ["tanh_std_delta_len"]
-    if difficulty is not None:
-        cols.append(np.asarray(difficulty, float))
-        names.append("instruction_difficulty")
-    cols.append(np.ones_like(y))
-    names.append("model")
-    X = np.stack(cols, axis=1)
-    theta = fit_soft_logistic(X, y, l2=1.0 / C)
-    X0 = X.copy()
-    X0[:, 0] = 0.0
-    lc = float(_sigmoid(X0 @ theta).mean())
-    return {"lc_win_rate": lc, "variant": "length+difficulty" if difficulty is not None else "length-only",
-            "coefs": dict(zip(names, (float(v) for v in theta)))}

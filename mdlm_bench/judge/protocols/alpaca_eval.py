@@ -8,7 +8,6 @@ summary says so.
 
 from __future__ import annotations
 
-import csv
 import math
 import random
 from pathlib import Path
@@ -20,7 +19,9 @@ from mdlm_bench.benchdata import expect_file, load_prompts
 from mdlm_bench.config import load_yaml
 from mdlm_bench.errors import UserError
 from mdlm_bench.judge import scoring
+from mdlm_bench.judge.lc_data import LcData, find_lc_data
 from mdlm_bench.judge.answers import Item
+from mdlm_bench.judge.length_control import N_SPLITS, length_controlled_winrate
 from mdlm_bench.judge.protocols.base import Game, Parsed, Protocol
 from mdlm_bench.judge.templates import chatml_messages, fill
 
@@ -37,37 +38,6 @@ def is_switched(instruction: str) -> bool:
     """Whether the run's output goes first, by alpaca_eval's rule (utils.random_seeded_choice with the seed
     string "is_switched_outputs" + instruction + "0"), so that orders match the leaderboard's item by item."""
     return random.Random(SWITCH_COLUMN + instruction + str(ANNOTATOR_SEED)).choices([False, True], k=1)[0]
-
-
-def load_difficulty(path: Path, prompts: List[dict]) -> Dict[str, float]:
-    """uid -> instruction difficulty from a CSV with a difficulty column and either an integer index
-    (AlpacaEval's instruction_difficulty.csv: position in the 805 instructions) or the instruction text."""
-    if not Path(path).is_file():
-        raise UserError(f"instruction difficulty file '{path}' does not exist; check --difficulty")
-    by_index = {p["extra"]["index"]: p["uid"] for p in prompts}
-    by_text = {p["turns"][0]: p["uid"] for p in prompts}
-    out: Dict[str, float] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        value_col = next((c for c in cols if c and "difficulty" in c), None)
-        key_col = "instruction" if "instruction" in cols else (cols[0] if cols else None)
-        if value_col is None or key_col is None or key_col == value_col:
-            raise UserError(f"{path}: expected columns 'index,instruction_difficulty' (or 'instruction,...'); "
-                            f"use AlpacaEval's instruction_difficulty.csv")
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                value = float(row[value_col])
-                uid = by_text.get(row[key_col]) if key_col == "instruction" else by_index.get(int(row[key_col]))
-            except (TypeError, ValueError):
-                raise UserError(f"{path}:{lineno}: unreadable row; expected an index and a number") from None
-            if uid is not None:
-                out[uid] = value
-    missing = [p["uid"] for p in prompts if p["uid"] not in out]
-    if missing:
-        raise UserError(f"{path} has no difficulty for {len(missing)} of {len(prompts)} instructions; "
-                        f"use the file matching this AlpacaEval version")
-    return out
 
 
 class AlpacaEval(Protocol):
@@ -95,12 +65,17 @@ class AlpacaEval(Protocol):
         self.template_path = expect_file(bench_dir, "alpaca-eval", template_name)
         self.messages = chatml_messages(self.template_path.read_text(encoding="utf-8"), str(self.template_path))
         self.params = {k: kwargs[k] for k in SAMPLING_KEYS if k in kwargs}
-        self._difficulty: Optional[Dict[str, float]] = None
+        self._lc: Optional[LcData] = None
 
     def prompts(self):
         prompts = load_prompts("alpaca-eval", self.bench_dir)
-        if self.opts.difficulty_file:
-            self._difficulty = load_difficulty(Path(self.opts.difficulty_file), prompts)
+        self._lc = find_lc_data(self.bench_dir, self.opts.difficulty_file)
+        if self._lc.difficulty is not None:
+            lacking = [p["extra"]["index"] for p in prompts if p["extra"]["index"] not in self._lc.difficulty]
+            if lacking:
+                raise UserError(f"{self._lc.sources[0]} has no difficulty for {len(lacking)} of {len(prompts)} "
+                                f"instructions (e.g. index {lacking[0]}); use the files matching this AlpacaEval "
+                                f"version")
         return prompts
 
     def published_baseline(self, prompts):
@@ -147,7 +122,8 @@ class AlpacaEval(Protocol):
     def summarize(self, items, rows):
         level = self.ci_level
         by_key = {(r.get("task"), r["uid"], int(r["seed"])): r for r in rows}
-        prefs, len_m, len_b, diff, item_out, modes = [], [], [], [], [], []
+        prefs, item_out, modes = [], [], []
+        lc_pref, lc_len_m, lc_len_b, lc_index = [], [], [], []
         n_identical = n_nan = 0
         for it in items:
             if it.answer[0] == it.baseline[0]:
@@ -157,15 +133,21 @@ class AlpacaEval(Protocol):
                 r = by_key.get((it.task, it.uid, it.seed))
                 if r is not None and r["status"] == "ok" and (r.get("info") or {}).get("nan"):
                     n_nan += 1
-                if r is None or r["status"] != "ok" or r.get("score") is None:
+                if r is None or r["status"] != "ok":
+                    continue
+                if r.get("score") is None:  # no preference: not trained on, still predicted (as upstream)
+                    lc_pref.append(math.nan)
+                    lc_len_m.append(len(it.answer[0]))
+                    lc_len_b.append(len(it.baseline[0]))
+                    lc_index.append(it.extra.get("index"))
                     continue
                 score, mode = float(r["score"]), (r.get("info") or {}).get("mode")
             prefs.append(score)
-            len_m.append(len(it.answer[0]))
-            len_b.append(len(it.baseline[0]))
+            lc_pref.append(score)
+            lc_len_m.append(len(it.answer[0]))
+            lc_len_b.append(len(it.baseline[0]))
+            lc_index.append(it.extra.get("index"))
             modes.append(mode)
-            if self._difficulty is not None:
-                diff.append(self._difficulty[it.uid])
             item_out.append({"uid": it.uid, "seed": it.seed, "score": score, "task": it.task})
         answered = [r for r in rows if r["status"] == "ok"]
         mean, se = scoring.mean_se(prefs)
@@ -189,10 +171,18 @@ class AlpacaEval(Protocol):
         out["preference_mode"] = ("logprob-weighted" if n_disc == 0 else
                                   "discrete labels: the endpoint returned no logprobs" if n_lp == 0 else
                                   f"mixed: {n_lp} logprob-weighted, {n_disc} discrete (no logprobs returned)")
-        if len(prefs) > 2:
-            lc = scoring.length_controlled_winrate(prefs, len_m, len_b, diff if self._difficulty is not None else None)
+        lc_data = self._lc or LcData()
+        if len(prefs) >= 2 * N_SPLITS:
+            lc = length_controlled_winrate(lc_pref, lc_len_m, lc_len_b, lc_index, lc_data.glm, lc_data.difficulty,
+                                           lc_data.gamed)
             out["lc_win_rate"] = lc["lc_win_rate"]
-            out["lc_variant"] = lc["variant"] if self._difficulty is not None else \
-                "length-only (no instruction-difficulty file given; not comparable to the leaderboard's LC)"
+            out["lc_standard_error"] = lc["lc_standard_error"]
             out["lc_coefs"] = lc["coefs"]
+        else:
+            out["lc_win_rate"] = None
+        out["lc_variant"] = lc_data.glm + ("" if lc_data.glm == "length_controlled_v1" else
+                                           " (not the leaderboard's LC: " + ("df_gamed.csv" if lc_data.difficulty
+                                           is not None else "df_gamed.csv and instruction_difficulty.csv") +
+                                           " not found; see --difficulty)")
+        out["lc_data"] = {"sources": lc_data.sources, "notes": lc_data.notes}
         return out
