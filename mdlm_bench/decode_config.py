@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -97,3 +99,17 @@ class DecodeConfig:
     def digest_dict(self) -> dict:
         """to_dict without the later fields that hold their default (see _LATER)."""
         return {k: v for k, v in asdict(self).items() if not (k in self._LATER and v == self._LATER[k])}
+
+
+def config_for_max_tokens(base: DecodeConfig, max_gen_toks: int) -> DecodeConfig:
+    """base with gen_length = max_gen_toks rounded up to a multiple of block_length, steps per token kept.
+
+    steps is rounded to the nearest positive multiple of the block count (the sampler's constraint).
+    """
+    if max_gen_toks < 1:
+        raise UserError(f"max_gen_toks must be positive, got {max_gen_toks}; fix the task's generation_kwargs")
+    bl = base.block_length
+    gen = math.ceil(max_gen_toks / bl) * bl
+    n_blocks = gen // bl
+    steps = n_blocks * max(1, round(base.steps * gen / base.gen_length / n_blocks))
+    return dataclasses.replace(base, gen_length=gen, steps=steps)
