@@ -67,8 +67,12 @@ def expect_file(bench_dir: Path, *parts: str) -> Path:
 def read_jsonl_strict(path: Path) -> List[tuple]:
     """[(lineno, row)] for every non-empty line; a bad line is an error naming file and line."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}:{lineno}: not UTF-8 text ({e.reason}); re-save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:

@@ -202,6 +202,9 @@ def _issue12_world(root: Path, tiny: Path) -> None:
     (root / "prompts_seed_x.jsonl").write_text('{"prompt": "abc", "seed": "x"}\n')
     (root / "alpaca_latin1.json").write_bytes('[{"instruction": "caf\xe9", "output": "x"}]'.encode("latin-1"))
     (root / "alpaca_ok.json").write_text('[{"instruction": "say hi", "output": "hi", "generator": "g"}]')
+    (root / "ah_latin1.jsonl").write_bytes((json.dumps({"uid": "u1", "messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": {"answer": "A"}}]}) + "\n")
+        .replace("q", "caf\xe9").encode("latin-1"))
     (root / "ah_no_choices.jsonl").write_text(json.dumps({"uid": "u1", "messages": [
         {"role": "user", "content": "q"}], "choices": []}) + "\n")
     (root / "a_file").write_text("not a directory\n")
@@ -450,6 +453,9 @@ CASES: Dict[str, object] = {
                                            "--output", w.p("gen-out.jsonl")], ["prompts_latin1.jsonl:1", "UTF-8"]),
     "tb-answers-not-utf8": Case(lambda w: ["import-outputs", w.p("alpaca_latin1.json"), "--format", "alpaca-eval",
                                            "--model-name", "x", "--out", w.p("imp")], ["alpaca_latin1.json", "utf-8"]),
+    "tb-arena-answers-not-utf8": Case(lambda w: ["import-outputs", w.p("ah_latin1.jsonl"), "--format", "arena-hard",
+                                                 "--bench", "arena-hard-v0.1", "--model-name", "x", "--out",
+                                                 w.p("imp")], ["ah_latin1.jsonl:1", "UTF-8"]),
     "tb-input-seed-x": Case(lambda w: ["generate", "--model", str(w.tiny), "--input", w.p("prompts_seed_x.jsonl"),
                                        "--output", w.p("gen-out.jsonl")], ["prompts_seed_x.jsonl:1", "'seed'"]),
     "tb-arena-answer-empty-choices": Case(lambda w: ["import-outputs", w.p("ah_no_choices.jsonl"), "--format",
