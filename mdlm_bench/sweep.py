@@ -192,7 +192,7 @@ def execute_sweep(cfg: SweepConfig, out: Path, overwrite: bool = False, console=
     import contextlib
 
     from mdlm_bench.dist import current
-    from mdlm_bench.rundir import claim_dir, load_generations, locked, mark_dir
+    from mdlm_bench.rundir import claim_dir, locked, mark_dir
 
     cfg.validate()
     out = Path(out).resolve()
