@@ -225,3 +225,30 @@ def test_generated_report_settings(world, capsys, flag, value):
         pass
     _check(world, ["report", world / "run", world / "run", "--out", world / "report", flag, value], capsys,
            "report setting")
+
+
+FLAG_WRONG = {  # flag -> strategy of values that are certainly refused
+    "--limit": st.integers(max_value=0).map(str),
+    "--batch-size": st.integers(max_value=0).map(str),
+    "--gen-length": st.integers(max_value=0).map(str),
+    "--steps": st.integers(min_value=17, max_value=10 ** 30).map(str),  # more steps than the 16 tokens
+    "--temperature": st.one_of(st.floats(max_value=-1e-9), st.sampled_from([float("nan"), float("inf")])).map(repr),
+    "--cfg-scale": st.one_of(st.floats(max_value=-1e-9), st.sampled_from([float("nan"), float("inf")])).map(repr),
+    "--threshold": st.one_of(st.floats(max_value=0.0), st.floats(min_value=1.0, exclude_min=True),
+                             st.just(float("nan"))).map(repr),
+    "--fraction": st.one_of(st.floats(max_value=-1e-9), st.floats(min_value=1.0, exclude_min=True),
+                            st.just(float("nan"))).map(repr),
+    "--seeds": st.text(alphabet="ab,.- x", min_size=1, max_size=6).filter(lambda s: any(c.isalpha() for c in s)),
+    "--tasks": st.text(alphabet=", ", max_size=4),
+}
+
+
+@SETTINGS
+@given(data=st.data())
+def test_generated_run_flags(world, tiny_path, capsys, data):
+    flags = data.draw(st.lists(st.sampled_from(sorted(FLAG_WRONG)), min_size=1, max_size=3, unique=True))
+    argv = ["run", "--model", tiny_path, "--tasks", "synth_copy", "--limit", "2", "--gen-length", "16", "--steps", "16",
+            "--block-length", "16", "--perturbation", "shift", "--out", world / "run"]
+    for f in flags:
+        argv += [f, data.draw(FLAG_WRONG[f])]
+    _check(world, argv, capsys, "run flags")
