@@ -248,7 +248,7 @@ FLAG_WRONG = {  # flag -> strategy of values that are certainly refused
 def test_generated_run_flags(world, tiny_path, capsys, data):
     flags = data.draw(st.lists(st.sampled_from(sorted(FLAG_WRONG)), min_size=1, max_size=3, unique=True))
     argv = ["run", "--model", tiny_path, "--tasks", "synth_copy", "--limit", "2", "--gen-length", "16", "--steps", "16",
-            "--block-length", "16", "--perturbation", "shift", "--out", world / "run"]
+            "--block-length", "16", "--perturbation", "shift", "--out", world / "fresh"]  # must stay uncreated
     for f in flags:
         argv += [f, data.draw(FLAG_WRONG[f])]
     _check(world, argv, capsys, "run flags")
