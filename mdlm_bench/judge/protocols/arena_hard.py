@@ -41,8 +41,8 @@ def parse_verdict(text: str, patterns: List[str], model_is_a: bool, allowed=None
         return Parsed(None, None, 1, {"conflicting_labels": labels}, final=True)
     label = labels[0] if labels else None
     got = scoring.label_score(label, model_is_a, allowed)
-    if got is None:
-        return Parsed(None, None, 1, {"raw_label": label})
+    if got is None:  # a label the scorer ignores still ends the judgment (get_score found one)
+        return Parsed(None, None, 1, {"raw_label": label}, final=label is not None)
     return Parsed(label, got[0], got[1])
 
 
