@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import sys
 import typing
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lm_eval.api.model import LM
 
-from mdlm_bench.decode_config import DecodeConfig
+from mdlm_bench.decode_config import DecodeConfig, config_for_max_tokens  # noqa: F401 (re-exported)
 from mdlm_bench.errors import UserError, did_you_mean
 
 NAME = "mdlm"
@@ -41,20 +40,6 @@ _DECODING_FIELDS = {f.name: f for f in dataclasses.fields(DecodeConfig)}
 
 
 # --- pure helpers -------------------------------------------------------------------------------
-def config_for_max_tokens(base: DecodeConfig, max_gen_toks: int) -> DecodeConfig:
-    """base with gen_length = max_gen_toks rounded up to a multiple of block_length, steps per token kept.
-
-    steps is rounded to the nearest positive multiple of the block count (the sampler's constraint).
-    """
-    if max_gen_toks < 1:
-        raise UserError(f"max_gen_toks must be positive, got {max_gen_toks}; fix the task's generation_kwargs")
-    bl = base.block_length
-    gen = math.ceil(max_gen_toks / bl) * bl
-    n_blocks = gen // bl
-    steps = n_blocks * max(1, round(base.steps * gen / base.gen_length / n_blocks))
-    return dataclasses.replace(base, gen_length=gen, steps=steps)
-
-
 def cut_at_stops(text: str, until: Sequence[str]) -> str:
     """Text up to the earliest occurrence of any non-empty stop string."""
     cut = len(text)

@@ -58,7 +58,7 @@ class RunConfig:
 
     def digest(self) -> str:
         d = asdict(self)
-        d["decoding"] = self.decode_config().to_dict()  # defaults filled in: same settings, same digest
+        d["decoding"] = self.decode_config().digest_dict()  # defaults filled in: same settings, same digest
         return make_digest({k: d[k] for k in OUTPUT_FIELDS})
 
 
@@ -406,16 +406,20 @@ def execute(cfg: RunConfig, out: Path, overwrite: bool = False, console=None) ->
     updates: Dict[Key, dict] = {}
     lm_names = [t.name for t in tasks if t.kind == "lm-eval"]
     lm = None
-    if lm_names:
-        from mdlm_bench.lm_eval import MDLMEvalLM
-
-        lm = MDLMEvalLM(model=model, decoding=dec, batch_size=cfg.batch_size, chat=cfg.chat, row_hook=decoder)
     if progress:
         progress.start()
     try:
         for seed in cfg.seeds:
             decoder.seed = int(seed)
             if lm_names:
+                from mdlm_bench.synth_rows import predecode
+
+                predecode(decoder, lm_names, dec, cfg.limit)  # first rows before lm-eval is imported
+                if lm is None:
+                    from mdlm_bench.lm_eval import MDLMEvalLM
+
+                    lm = MDLMEvalLM(model=model, decoding=dec, batch_size=cfg.batch_size, chat=cfg.chat,
+                                    row_hook=decoder)
                 updates.update(_lm_eval_pass(lm, lm_names, cfg))
             for name, prompts in prompt_sets.items():
                 run_open_ended(decoder, name, prompts, dec)

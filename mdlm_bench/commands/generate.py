@@ -55,7 +55,7 @@ def main(args) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from mdlm_bench.commands._common import decoding_overrides, load_model_from_args
+    from mdlm_bench.commands._common import apply_threads, decoding_overrides, load_model_from_args
     from mdlm_bench.config import from_dict
     from mdlm_bench.decode_config import DecodeConfig
     from mdlm_bench.errors import UserError
@@ -68,6 +68,7 @@ def main(args) -> int:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     cfg = from_dict(DecodeConfig, decoding_overrides(args), "decoding options")
     cfg.validate()
+    apply_threads(args.threads)
     rows = _read_prompts(args.input) if args.input else [{"prompt": args.prompt}]
     console = Console(stderr=True)
     model = load_model_from_args(args)

@@ -35,17 +35,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", metavar="DIR", help="response cache (default RUN_DIR/judgments/cache)")
     s = p.add_argument_group("scoring")
     s.add_argument("--ci-level", type=float, metavar="L",
-                   help="confidence level (default 0.90 for Arena-Hard, as it reports; 0.95 otherwise)")
+                   help="confidence level (default: 0.90 for Arena-Hard v2.0 and 0.95 for v0.1, as each reports; "
+                        "0.95 otherwise)")
     s.add_argument("--bootstrap-rounds", type=int, default=1000, metavar="N")
     s.add_argument("--bt-rounds", type=int, default=100, metavar="N", help="Bradley-Terry bootstrap refits")
     s.add_argument("--style-control", default="none", choices=("none", "length", "markdown", "both"),
-                   help="Bradley-Terry style features (pairwise benches)")
-    s.add_argument("--difficulty", metavar="CSV", help="AlpacaEval instruction-difficulty file for the "
-                   "length-controlled GLM (without it a length-only variant is computed and labelled so)")
+                   help="Bradley-Terry style features as arena-hard computes them (token lengths with tiktoken "
+                        "when installed: pip install 'mdlm-bench[judge]'; else a regex word count)")
+    s.add_argument("--difficulty", metavar="PATH",
+                   help="AlpacaEval's public length-control data (df_gamed.csv, instruction_difficulty.csv from the "
+                        "hub dataset tatsu-lab/alpaca_eval): a file or the directory holding them. Default: "
+                        "BENCH_DIR/alpaca-eval/, else the Hugging Face cache (downloaded when online). With "
+                        "df_gamed.csv the LC win rate is the leaderboard's (length_controlled_v1); without it a "
+                        "labelled variant")
     s.add_argument("--pairwise-prompt", default="generic", choices=("generic", "arena-hard"),
                    help="pairwise judge prompt: the packaged generic one, or arena-hard-v0.1's from --bench-dir")
     s.add_argument("--task", action="append", metavar="TASK", help="pairwise: judge only this task (repeatable)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    s.add_argument("--allow-partial", action="store_true",
+                   help="judge a run that covers only some of the benchmark's prompts (e.g. made with --limit); "
+                        "the summary and report say 'partial: N/TOTAL prompts, not comparable with the leaderboard'")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -85,10 +94,13 @@ def main(args) -> int:
         "bench": args.bench, "run_dir": args.run, "baseline": args.baseline, "bench_dir": args.bench_dir,
         "ci_level": args.ci_level, "bootstrap_rounds": args.bootstrap_rounds, "bt_rounds": args.bt_rounds,
         "style_control": args.style_control, "difficulty_file": args.difficulty,
-        "pairwise_prompt": args.pairwise_prompt, "tasks": args.task, "seed": args.seed}, "judge options")
+        "pairwise_prompt": args.pairwise_prompt, "tasks": args.task, "seed": args.seed,
+        "allow_partial": args.allow_partial}, "judge options")
     err = Console(stderr=True)
     summary = judge_run(cfg, opts, console=err, show_progress=not args.no_progress)
     print_summary(summary, Console())
+    if summary.get("partial"):
+        print(f"note: {summary['partial']['label']}", file=sys.stderr)
     usage = summary["usage_this_run"]
     from mdlm_bench.judge.client import UsageStats
 

@@ -89,7 +89,7 @@ def build_config(args):
 
 def is_reference_call(args) -> bool:
     given = [k for k, v in vars(args).items()
-             if not k.startswith("_") and k not in ("command", "dtype", "device", "judge_api_key_env", "out", "report_out",
+             if not k.startswith("_") and k not in ("command", "dtype", "device", "threads", "judge_api_key_env", "out", "report_out",
                                                     "reference_config", "judge_base_url", "judge_model")
              and v not in (None, False)]
     return not given
@@ -100,7 +100,10 @@ def main(args) -> int:
 
     from rich.console import Console
 
+    from mdlm_bench.commands._common import apply_threads
+
     console = Console(stderr=True)
+    apply_threads(args.threads)
     if is_reference_call(args):
         from mdlm_bench.reference import run_reference
 

@@ -80,7 +80,8 @@ def _run_entry(run, out_dir: Path) -> dict:
     info["path"] = _rel(info["path"], out_dir)
     info["judges"] = [{**j, "file": _rel(j["file"], out_dir)} if j.get("file") else j for j in info["judges"]]
     judges = [f"{j['bench']}: {j.get('judge_model')} ({j['kind']}"
-              + (f" vs {j.get('baseline')})" if j["kind"] == "pairwise" else ")") for j in info["judges"]]
+              + (f" vs {j.get('baseline')})" if j["kind"] == "pairwise" else ")")
+              + (f" [{j['partial']['label']}]" if j.get("partial") else "") for j in info["judges"]]
     info["display"] = {
         "models": display(info["models"]), "checkpoints": display(info["checkpoints"]),
         "decoding": display(info["decoding"]), "perturbations": display(info["perturbations"]),
