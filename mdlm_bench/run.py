@@ -283,7 +283,12 @@ def check_run_dir(out: Path, digest: str, overwrite: bool) -> bool:
 
     if not claim_dir(out, "run", overwrite):
         return False
-    prev = read_config(out) if (out / CONFIG).exists() else None
+    try:
+        prev = read_config(out) if (out / CONFIG).exists() else None
+    except UserError:  # a damaged config.json of a run directory: --overwrite (which the message offers) clears it
+        if overwrite:
+            return True
+        raise
     if prev is None or prev.get("digest") == digest:
         return False
     if not overwrite:

@@ -97,6 +97,17 @@ def test_overwrite_replaces_only_its_own_kind_and_says_so(tmp_path, tiny_path, c
     assert {r["decoding"]["remasking"] for r in read_jsonl(out / "generations.jsonl")} == {"margin"}
 
 
+def test_overwrite_as_offered_replaces_a_run_with_a_damaged_config(tmp_path, tiny_path, capsys):
+    out = tmp_path / "R"
+    assert cli(run_args(tiny_path, out), capsys)[0] == 0
+    (out / "config.json").write_text('{"kind": "run", "digest": ')
+    line = one_line_error(*cli(run_args(tiny_path, out), capsys))
+    assert "--overwrite" in line
+    rc, err = cli(run_args(tiny_path, out, "--overwrite"), capsys)
+    assert rc == 0, err
+    assert json.loads((out / "config.json").read_text())["kind"] == "run"
+
+
 def test_a_training_output_stays_a_loadable_checkpoint_with_its_marker(tmp_path):
     from mdlm_bench.models import load_model
     from mdlm_bench.rundir import dir_kind
