@@ -95,68 +95,21 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     for label in names:  # each model against its own unperturbed outputs
         pairs += [(index[(label, 0.0)], index[(label, f)]) for f in fr if f > 0]
         what += [f"{label}: 0% → {f * 100:g}%" for f in fr if f > 0]
+    both = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+    question = (f"How do {both} compare on {', '.join(ref.tasks)} exact match, and how much does each "
+                f"lose when {', '.join(f'{f * 100:g}%' for f in fr if f > 0)} of generated tokens are displaced?")
     report = build_report(run_dirs, [out / label for label in names], report_out, labels=labels, comparisons=pairs,
-                          console=console)
-    headline = pooled_headline(run_dirs, labels, pairs, what)
+                          names=what, question=question, console=console)
+    headline = report["headline"]
     from mdlm_bench.io import atomic_write_text, write_json
+    from mdlm_bench.report.render import print_headline, table_markdown
+    from mdlm_bench.report.tables import headline_table
 
     write_json(report_out / "headline.json", headline)
-    atomic_write_text(report_out / "headline.md", headline_markdown(headline))
-    print_headline(headline, Console())
+    atomic_write_text(report_out / "headline.md", table_markdown(headline_table(report), "##"))
+    print_headline(report, Console())
     n = headline["comparisons"][0]["n"] if headline["comparisons"] else 0
     console.print(f"{n} paired rows per comparison; per-task tables, sweeps and plots are in the report.")
     console.print(f"\nHTML report: [bold]{report_out / 'report.html'}[/bold]", soft_wrap=True)
     return 0
 
-
-def pooled_headline(run_dirs: List[Path], labels: List[str], pairs: List[tuple], what: List[str],
-                    metric: str = "exact_match") -> dict:
-    """Each comparison pooled over every task: rows paired by (task, uid, seed), the mean difference with
-    its paired bootstrap CI, McNemar (binary) and Holm / BH over the comparisons shown."""
-    import numpy as np
-
-    from mdlm_bench import stats
-    from mdlm_bench.rundir import load_generations, row_key
-
-    scores = []
-    for d in run_dirs:
-        rows = load_generations(d)
-        scores.append({row_key(r): float(r["metrics"][metric]) for r in rows if metric in (r.get("metrics") or {})})
-    out = []
-    for (ia, ib), desc in zip(pairs, what):
-        pr = stats.pair(scores[ia], scores[ib])
-        ci = stats.paired_bootstrap_ci(pr.a, pr.b, n_resamples=5000)
-        binary = stats.infer_binary(np.concatenate([pr.a, pr.b]))
-        p = stats.mcnemar_test(pr.a, pr.b).p if binary else stats.paired_permutation_p(pr.a, pr.b)
-        out.append({"comparison": desc, "a": labels[ia], "b": labels[ib], "n": pr.n_both, **pr.counts(), "a_mean": float(pr.a.mean()),
-                    "b_mean": float(pr.b.mean()), "diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high,
-                    "ci_method": ci.method, "test": "mcnemar" if binary else "permutation", "p": p})
-    adj = stats.correct_pvalues([c["p"] for c in out])
-    for c, holm, bh in zip(out, adj["holm"], adj["fdr_bh"]):
-        c.update(p_holm=holm, p_bh=bh, significant=holm is not None and holm < 0.05)
-    return {"metric": metric, "pooled_over": "every task, paired by (task, uid, seed)", "comparisons": out}
-
-
-def print_headline(headline: dict, console) -> None:
-    """The compact table: one row per comparison, pooled over tasks."""
-    from rich.table import Table
-
-    t = Table(title=f"reference experiment: {headline['metric']} pooled over tasks (paired; Holm over rows)")
-    t.add_column("A → B", justify="left")
-    for col in ("A", "B", "B - A (95% CI)", "p Holm", "sig."):
-        t.add_column(col, justify="right", no_wrap=True)
-    for c in headline["comparisons"]:
-        t.add_row(c["comparison"], f"{c['a_mean']:.3f}", f"{c['b_mean']:.3f}",
-                  f"{c['diff']:+.3f} ({c['ci_low']:+.2f}, {c['ci_high']:+.2f})", f"{c['p_holm']:.2g}",
-                  "[green]yes[/green]" if c["significant"] else "no")
-    console.print(t)
-
-
-def headline_markdown(headline: dict) -> str:
-    lines = [f"| A → B | paired rows | A {headline['metric']} | B | B − A [95% CI] | p (Holm) | |",
-             "|---|---:|---:|---:|---:|---:|---|"]
-    for c in headline["comparisons"]:
-        lines.append(f"| {c['comparison']} | {c['n']} | {c['a_mean']:.3f} | {c['b_mean']:.3f} | "
-                     f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_holm']:.3g} | "
-                     f"{'significant' if c['significant'] else 'not significant'} |")
-    return "\n".join(lines) + "\n"

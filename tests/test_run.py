@@ -212,4 +212,6 @@ def test_reference_experiment_end_to_end(tiny_path, tmp_path, capsys, monkeypatc
         "a → b, both @0%", "a → b, both @20%", "a: 0% → 20%", "b: 0% → 20%"]
     assert headline["comparisons"][0]["diff"] == 0 and not headline["comparisons"][0]["significant"]
     assert all(c["n"] == 2 for c in headline["comparisons"])
-    assert "a: 0% → 20%" in capsys.readouterr().out
+    out = capsys.readouterr().out  # not a terminal: no stray blank lines, and each row on one line
+    assert out.startswith(" ") and not out.lstrip(" ").startswith("\n"), out[:200]
+    assert any("a: 0% → 20%" in line and "not significant" in line for line in out.splitlines()), out
