@@ -408,10 +408,11 @@ def execute(cfg: RunConfig, out: Path, overwrite: bool = False, console=None) ->
             stack.enter_context(locked(out, "run directory"))
             must_clear = check_run_dir(out, digest, overwrite)
         return _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt_sets,
-                               must_clear if dist.main else False, console)
+                               must_clear if dist.main else False, console, bench_sources)
 
 
-def _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt_sets, must_clear, console):
+def _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt_sets, must_clear, console,
+                    bench_sources=None):
     from mdlm_bench.progress import make_progress
 
     if dist.main:

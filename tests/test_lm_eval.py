@@ -73,8 +73,8 @@ def test_model_args_are_typed_and_unknown_ones_named(tiny_model):
         _lm(tiny_model, chat="maybe")
     with pytest.raises(UserError, match="multiple of block_length"):
         _lm(tiny_model, gen_length=10)
-    dec = _lm(tiny_model, decoding={"gen_length": 16, "steps": 8, "block_length": 8}, steps=16).decoding
-    assert (dec.gen_length, dec.steps) == (8, 16)  # model_args override the decoding object
+    dec = _lm(tiny_model, decoding={"gen_length": 16, "steps": 8, "block_length": 8}, steps=2).decoding
+    assert (dec.gen_length, dec.steps) == (8, 2)  # model_args override the decoding object
 
 
 # --- tasks and data ------------------------------------------------------------------------------
