@@ -385,14 +385,14 @@ def execute(cfg: RunConfig, out: Path, overwrite: bool = False, console=None) ->
         raise UserError(f"--limit must be at least 1, got {cfg.limit}")
     if cfg.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {cfg.batch_size}")
-    bench_dir, prompt_sets = None, {}
+    bench_dir, prompt_sets, bench_sources = None, {}, {}
     if any(t.kind == "open-ended" for t in tasks):
-        from mdlm_bench.benchdata import load_prompts, resolve_bench_dir
+        from mdlm_bench.benchdata import load_bench
 
-        bench_dir = resolve_bench_dir(cfg.bench_dir)
         for t in tasks:
             if t.kind == "open-ended":  # read (and check) every prompt file before anything is written
-                prompts = load_prompts(t.name, bench_dir)
+                prompts, bench_sources[t.name] = load_bench(t.name, cfg.bench_dir)
+                bench_dir = bench_sources[t.name].get("path", bench_dir)
                 for i, p in enumerate(prompts):
                     p["_index"] = i
                 prompt_sets[t.name] = prompts[: cfg.limit] if cfg.limit else prompts
@@ -408,10 +408,11 @@ def execute(cfg: RunConfig, out: Path, overwrite: bool = False, console=None) ->
             stack.enter_context(locked(out, "run directory"))
             must_clear = check_run_dir(out, digest, overwrite)
         return _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt_sets,
-                               must_clear if dist.main else False, console)
+                               must_clear if dist.main else False, console, bench_sources)
 
 
-def _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt_sets, must_clear, console):
+def _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt_sets, must_clear, console,
+                    bench_sources=None):
     from mdlm_bench.progress import make_progress
 
     if dist.main:
@@ -423,6 +424,7 @@ def _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt
         resolved = asdict(cfg)
         resolved["resolved_paths"] = {"out": str(out), "model": model.name,
                                       "bench_dir": str(bench_dir) if bench_dir else None}
+        resolved["bench_sources"] = bench_sources  # local directory, or hub id and pinned revision
         write_config(out, "run", resolved, digest)
         if console is not None:
             console.print(f"run directory: [bold]{out}[/bold]", soft_wrap=True)

@@ -71,7 +71,8 @@ def _md_escape(text: str) -> str:
 def table_markdown(t: Table, level: str = "###") -> str:
     lines = [f"{level} {t.title}", ""]
     lines.append("| " + " | ".join(_md_escape(cell_text(c)) for c in t.columns) + " |")
-    lines.append("|" + "---|" * len(t.columns))
+    numeric = [bool(t.rows) and all(not isinstance(row[k], str) for row in t.rows) for k in range(len(t.columns))]
+    lines.append("|" + "".join("---:|" if n else "---|" for n in numeric))
     for row in t.rows:
         lines.append("| " + " | ".join(_md_escape(cell_text(c)) for c in row) + " |")
     if t.note:

@@ -107,6 +107,11 @@ def _wrap_lora(model, recipe: Recipe, slack_added: bool):
     return get_peft_model(model, cfg)
 
 
+def record_canvas(mdlm, recipe: Recipe) -> None:
+    """Answers were padded to recipe.canvas tokens: say so in mdlm_bench.json, for likelihood scoring."""
+    mdlm.meta.pad_to, mdlm.meta.canvas, mdlm.meta.canvas_pad_with = "canvas", int(recipe.canvas), recipe.pad_with
+
+
 def save_model(accelerator, model, mdlm, out: Path, lora: bool) -> None:
     """Write the model in the model layer's format (LoRA merged into a copy; sharded states gathered)."""
     from mdlm_bench.models import MDLM
@@ -197,6 +202,7 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
     plan = plan_run(recipe, out, max_steps, resume, allow_pickle)
     examples = load_examples(recipe)
     mdlm = load_init_model(recipe)
+    record_canvas(mdlm, recipe)
     slack_added = False
     if needs_slack(recipe):
         slack_added = "<slack>" not in mdlm.tokenizer.get_vocab()
