@@ -196,7 +196,7 @@ def main() -> int:
     ap.add_argument("--parts", nargs="+", default=["speed", "em", "llada"], choices=["speed", "em", "llada"])
     ap.add_argument("--trained", default="tiny-ce", help="bundled trained model for exact match")
     ap.add_argument("--batch", type=int, default=8, help="prompts decoded together")
-    ap.add_argument("--steps", type=int, default=64, help="(1): steps for 256 tokens (8 blocks)")
+    ap.add_argument("--steps", type=int, default=256, help="(1): steps for 256 tokens (LLaDA: one token per step)")
     ap.add_argument("--speed-batch", type=int, default=None, help="(1): prompts per decode (default per preset)")
     ap.add_argument("--llada-rows", type=int, default=4, help="(4): rows per family")
     ap.add_argument("--llada-repeats", type=int, default=1)
