@@ -28,6 +28,8 @@ from _util import (ROOT, build_model, common_args, cuda_sync, interleaved, make_
 FAMILIES = ("copy", "reverse", "sort", "count", "arithmetic", "spell", "lookup")
 PREFIX_GOAL, DUAL_GOAL, EM_TOL, NFE_GOAL, LLADA_GOAL = 0.5, 0.35, 0.02, 0.33, 5.0
 # Synth decoding: the tasks' 32 tokens, in blocks of 8 so that a cache has earlier blocks to hold.
+# (1) batch per preset: the 50M model decodes one prompt, so that a CPU round stays near a minute.
+SPEED_BATCH = {"tiny": 8, "base-50m": 1}
 SYNTH = dict(gen_length=32, steps=32, block_length=8)
 MODES = {  # name -> DecodeConfig overrides
     "none": {},
@@ -79,22 +81,23 @@ def part_speed(console, args, device, sync):
     from mdlm_bench.decode_config import DecodeConfig
     from mdlm_bench.decoding import generate
 
-    t = Table(title=f"(1) time per generated token vs none, gen_length 256, block 32, {args.steps} steps, batch "
-                    f"{args.batch} (median of {args.repeats} interleaved rounds; min-max)")
+    t = Table(title=f"(1) time per generated token vs none, gen_length 256, block 32, {args.steps} steps "
+                    f"(median of {args.repeats} interleaved rounds; min-max)")
     for c in ("preset", "none ms/token", "prefix ms/token", "dual ms/token", "prefix/none", "goal", "",
               "dual/none", "goal", ""):
         t.add_column(c, justify="right")
     for preset in args.presets:
         model = build_model(preset, device)
-        prompts = synth_prompts(model, args.batch)
-        seeds = list(range(args.batch))
+        batch = SPEED_BATCH.get(preset, args.batch) if args.speed_batch is None else args.speed_batch
+        prompts = synth_prompts(model, batch)
+        seeds = list(range(batch))
         cfgs = {c: DecodeConfig(gen_length=256, block_length=32, steps=args.steps, cache=c).validate(
             max(map(len, prompts)), model.max_positions) for c in ("none", "prefix", "dual")}
         run = {c: (lambda c=c: generate(model, prompts, cfgs[c], seeds)) for c in cfgs}
         tm = interleaved(run, args.repeats, args.warmup, sync)
-        per_tok = {c: tm.median(c) / (256 * args.batch) for c in cfgs}
+        per_tok = {c: tm.median(c) / (256 * batch) for c in cfgs}
         rp, rd = tm.ratio("prefix", "none"), tm.ratio("dual", "none")
-        t.add_row(preset, *(f"{per_tok[c] * 1e3:.3f}" for c in cfgs),
+        t.add_row(f"{preset} (batch {batch})", *(f"{per_tok[c] * 1e3:.3f}" for c in cfgs),
                   f"{rp:.3f} ({tm.spread('prefix', 'none')})", target_text(PREFIX_GOAL, False),
                   verdict(rp, PREFIX_GOAL, False), f"{rd:.3f} ({tm.spread('dual', 'none')})",
                   target_text(DUAL_GOAL, False), verdict(rd, DUAL_GOAL, False))
@@ -194,6 +197,7 @@ def main() -> int:
     ap.add_argument("--trained", default="tiny-ce", help="bundled trained model for exact match")
     ap.add_argument("--batch", type=int, default=8, help="prompts decoded together")
     ap.add_argument("--steps", type=int, default=64, help="(1): steps for 256 tokens (8 blocks)")
+    ap.add_argument("--speed-batch", type=int, default=None, help="(1): prompts per decode (default per preset)")
     ap.add_argument("--llada-rows", type=int, default=4, help="(4): rows per family")
     ap.add_argument("--llada-repeats", type=int, default=1)
     common_args(ap, repeats=3)

@@ -2,7 +2,7 @@
 
     python benchmarks/first_row.py [--task synth_copy] [--repeats 5] [--compare /path/to/other/checkout]
 
-Starts `python -m mdlm_bench run --model tiny-ce --tasks TASK --limit 1 --threads 1` in a fresh run
+Starts `python -m mdlm_bench run --model tiny-ce --tasks TASK --limit 1` (one thread) in a fresh run
 directory and polls generations.jsonl (rows are written as they finish) every 5 ms; also reports the
 whole run's wall time. With --compare, the same command runs from another checkout (e.g. the commit
 before a change), interleaved, so both see the same machine load.
@@ -28,9 +28,9 @@ def first_row(checkout: Path, task: str) -> tuple:
         out = Path(tmp) / "run"
         gen = out / "generations.jsonl"
         env = dict(os.environ, PYTHONPATH=str(checkout), HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
-                   TQDM_DISABLE="1")
+                   TQDM_DISABLE="1", OMP_NUM_THREADS="1")  # one thread, also for checkouts without --threads
         cmd = [sys.executable, "-m", "mdlm_bench", "run", "--model", "tiny-ce", "--tasks", task, "--limit", "1",
-               "--threads", "1", "--out", str(out)]
+               "--out", str(out)]
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         first = None
@@ -59,7 +59,7 @@ def main() -> int:
         for name in (list(sides) if r % 2 == 0 else list(sides)[::-1]):
             res[name].append(first_row(sides[name], args.task))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"first decoded row of `mdlm-bench run --model tiny-ce --tasks {args.task} --limit 1 --threads 1` "
+    print(f"first decoded row of `mdlm-bench run --model tiny-ce --tasks {args.task} --limit 1` (OMP_NUM_THREADS=1) "
           f"({args.repeats} runs each, median [min-max]; {os.cpu_count()} cores, load average {load})")
     for name, vals in res.items():
         f = [v[0] for v in vals]

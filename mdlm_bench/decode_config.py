@@ -77,6 +77,9 @@ class DecodeConfig:
                 f"steps ({self.steps}) must be a positive multiple of the number of blocks ({nb} = gen_length / "
                 f"block_length); e.g. --steps {nb * max(1, self.steps // nb)}"
             )
+        if rule is None and self.steps > self.gen_length:
+            raise UserError(f"steps ({self.steps}) exceeds gen_length ({self.gen_length}): a step commits at least one "
+                            f"token; pass --steps {self.gen_length} or fewer")
         if self.threshold is not None and not (0.0 < self.threshold <= 1.0):
             raise UserError(f"threshold must lie in (0, 1], got {self.threshold}")
         if self.temperature < 0:

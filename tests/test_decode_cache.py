@@ -249,3 +249,19 @@ def test_cache_exact_match_on_synth_tasks():
     assert em["none"] > 0.4  # the model does the tasks, so the comparison means something
     for cache in ("prefix", "dual"):
         assert abs(em[cache] - em["none"]) <= 0.15, em
+
+
+@pytest.mark.parametrize("cache", ["prefix", "dual"])
+@pytest.mark.parametrize("op", ["shift", "span_shift"])
+def test_perturbed_batched_equals_one_by_one(tiny_model, cache, op):
+    """Two layers (approximate cache): a row's refreshes depend only on its own canvas, so batch-mates that
+    trigger refreshes do not change it."""
+    keys = [f"r{i}" for i in range(len(TEXTS))]
+    cfg = DecodeConfig(gen_length=16, steps=16, block_length=8, cache=cache)
+    spec = PerturbSpec(operator=op, fraction=0.3, span=2, seed=1).validate()
+    vocab = content_vocab(tiny_model)
+    prompts = _prompts(tiny_model)
+    batched = generate(tiny_model, prompts, cfg, hooks=[PerturbationHook(spec, keys, 16, vocab)])
+    for k, p in enumerate(prompts):
+        one = generate(tiny_model, [p], cfg, hooks=[PerturbationHook(spec, [keys[k]], 16, vocab)])[0]
+        assert one.raw_ids == batched[k].raw_ids and one.full_nfe == batched[k].full_nfe

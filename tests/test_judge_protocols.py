@@ -118,7 +118,8 @@ def test_arena_hard_conflicting_labels_give_no_verdict_and_no_follow_up(tmp_path
     assert (got.verdict, got.score, got.weight) == ("B>>A", 1.0, 3)  # model is B in game 0
     none = p.parse(g1, "no verdict here", None)
     assert none.verdict is None and not none.final  # no label: v0.1 asks again
-    assert p.parse(g1, "[[A<B]]", None).verdict is None  # v0.1's scorer knows five labels only
+    odd = p.parse(g1, "[[A<B]]", None)  # v0.1's scorer knows five labels only; asking again would not help
+    assert odd.verdict is None and odd.final
     v2 = _proto("arena-hard-v2.0", bench)
     h0, _ = v2.games(_item(category="hard_prompt"))
     assert v2.parse(h0, "verdict: [[b>a]]", None).verdict == "B>A"  # v2 upper-cases the reply

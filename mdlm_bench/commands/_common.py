@@ -21,8 +21,12 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True, default: s
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("decoding (LLaDA semantics)")
-    g.add_argument("--gen-length", type=int, default=None, help=f"tokens to generate (default {_D.gen_length})")
-    g.add_argument("--steps", type=int, default=None, help=f"sampling steps in all (default {_D.steps})")
+    g.add_argument("--gen-length", type=int, default=None,
+                   help=f"tokens to generate (default {_D.gen_length}); lm-eval tasks (synth_* ...) use their own "
+                        "max_gen_toks instead, rounded up to a multiple of --block-length")
+    g.add_argument("--steps", type=int, default=None,
+                   help=f"sampling steps in all (default {_D.steps}); for lm-eval tasks scaled with their "
+                        "max_gen_toks to keep the same steps per token")
     g.add_argument("--block-length", type=int, default=None, help=f"semi-AR block length (default {_D.block_length})")
     g.add_argument("--temperature", type=float, default=None, help="Gumbel temperature; 0 = greedy")
     g.add_argument("--remasking", default=None, help="low_confidence | random | margin | entropy")

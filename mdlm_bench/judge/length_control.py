@@ -45,6 +45,7 @@ def _new_sklearn() -> bool:
 def fit_soft_l1_cv(X: np.ndarray, p: np.ndarray, weight: Optional[np.ndarray]) -> np.ndarray:
     """Coefficients [k] of the cross-validated L1 logistic regression on soft labels p: [n] (X: [n, k])."""
     import sklearn
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.metrics import make_scorer
     from sklearn.model_selection import GroupKFold
@@ -60,6 +61,7 @@ def fit_soft_l1_cv(X: np.ndarray, p: np.ndarray, weight: Optional[np.ndarray]) -
     penalty = {"l1_ratios": (1.0,), "use_legacy_attributes": False} if _new_sklearn() else {"penalty": "l1"}
     with sklearn.config_context(enable_metadata_routing=True), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)  # liblinear's default max_iter, kept as upstream
         scorer = make_scorer(_logloss_continuous, response_method="predict_proba", greater_is_better=False)
         scorer = scorer.set_score_request(true_sample_weight=True, true_prob=True)
         model = LogisticRegressionCV(cv=GroupKFold(n_splits=N_SPLITS), scoring=scorer, random_state=RANDOM_STATE,

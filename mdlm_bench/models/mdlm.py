@@ -25,6 +25,11 @@ class ModelMeta:
     pad_token_id: Optional[int] = None
     logits_shift: bool = False  # Dream predicts token i from position i-1
     source: str = ""  # where the weights came from (path, preset, parent checkpoint)
+    # How answers were laid out in training: "canvas" = padded to `canvas` tokens (one EOS, then EOS or
+    # <slack> as canvas_pad_with); the lm-eval adapter pads continuations the same way by default.
+    pad_to: str = "none"
+    canvas: Optional[int] = None
+    canvas_pad_with: str = "eos"
 
 
 def bidirectional_mask(attention_mask: torch.Tensor) -> torch.Tensor:

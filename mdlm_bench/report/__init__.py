@@ -103,7 +103,10 @@ def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, la
     from mdlm_bench.io import atomic_write_bytes, atomic_write_text, write_json
     from mdlm_bench.report import compare, headline, load, plots, render, summary
 
+    from mdlm_bench.rundir import claim_dir, locked, mark_dir
+
     s = settings or ReportSettings()
+    claim_dir(Path(out_dir), "report")
     run_dirs = [Path(p) for p in run_dirs]
     sweep_dirs = [Path(p) for p in sweep_dirs or []]
     if not run_dirs and not sweep_dirs:
@@ -170,11 +173,14 @@ def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, la
 
     pngs = plots.render_all(report)
     report["plots"] = {name: f"plots/{name}.png" for name in pngs}
-    for name, png in pngs.items():
-        atomic_write_bytes(out_dir / report["plots"][name], png)
-    write_json(out_dir / "report.json", report)
-    atomic_write_text(out_dir / "report.md", render.to_markdown(report, report["plots"]))
-    atomic_write_text(out_dir / "report.html", render.to_html(report, pngs))
+    claim_dir(out_dir, "report")
+    with locked(out_dir, "report directory"):
+        mark_dir(out_dir, "report")
+        for name, png in pngs.items():
+            atomic_write_bytes(out_dir / report["plots"][name], png)
+        write_json(out_dir / "report.json", report)
+        atomic_write_text(out_dir / "report.md", render.to_markdown(report, report["plots"]))
+        atomic_write_text(out_dir / "report.html", render.to_html(report, pngs))
     return report
 
 

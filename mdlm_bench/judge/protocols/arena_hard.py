@@ -41,8 +41,8 @@ def parse_verdict(text: str, patterns: List[str], model_is_a: bool, allowed=None
         return Parsed(None, None, 1, {"conflicting_labels": labels}, final=True)
     label = labels[0] if labels else None
     got = scoring.label_score(label, model_is_a, allowed)
-    if got is None:
-        return Parsed(None, None, 1, {"raw_label": label})
+    if got is None:  # a label the scorer ignores still ends the judgment (get_score found one)
+        return Parsed(None, None, 1, {"raw_label": label}, final=label is not None)
     return Parsed(label, got[0], got[1])
 
 
@@ -214,7 +214,10 @@ class ArenaHard(Protocol):
 
     def settings(self):
         return {"judge_config": str(self.config_path), "sampling": self.params, "regex": self.patterns,
-                "attempts": self.attempts, "baselines": {str(k): v for k, v in self.baselines.items()}}
+                "attempts": self.attempts, "baselines": {str(k): v for k, v in self.baselines.items()},
+                "verdict_rule": "two or more distinct labels in a reply = no verdict (arena-hard v0.1 get_score)",
+                "failed_game_rule": ("drop the game (v0.1 get_battles_from_row)" if self.folder == "arena-hard-v0.1"
+                                     else "drop the prompt (v2.0 load_judgments)")}
 
     def summarize(self, items, rows):
         o = self.opts
