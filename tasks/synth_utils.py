@@ -1,12 +1,10 @@
 """lm-eval `!function` helpers of the synth_* tasks: load the bundled rows, score exact match.
 
-The bundled rows (tasks/data/synth_<family>.jsonl) come from mdlm_bench.train.synthetic with
-seed 1000 (training uses seed 0), 32 rows per family. Regenerate them with
+The bundled rows (tasks/data/synth_<family>.jsonl) are the 'eval' split of mdlm_bench.train.synthetic
+(heldout_rows): 32 rows per family, disjoint by prompt from the bundled models' training data
+(3000 rows per family, seed 0) and from the 'dev' split used to choose training recipes. Families with few
+distinct prompts therefore hold only unseen ones (e.g. spell: three-digit numbers). Regenerate them with
 `python tasks/synth_utils.py`; tests check the files still equal what the generator makes.
-
-Held out by seed, not by content: families with few distinct prompts repeat training prompts. Against the
-bundled models' training set (3000 rows per family, seed 0), 29/32 spell, 7/32 count and 5/32 arithmetic
-eval prompts also occur in training; copy, reverse, sort and lookup share none.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import sys
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
-EVAL_SEED = 1000  # different from the training seed (0), so rows are drawn independently of training
 ROWS_PER_FAMILY = 32
 FAMILIES = ("copy", "reverse", "sort", "count", "arithmetic", "spell", "lookup")
 
@@ -66,9 +63,9 @@ def process_results(doc: dict, results: list) -> dict:
 
 def expected_rows(family: str):
     """The rows the bundled file must hold (pure function of family, seed, index)."""
-    from mdlm_bench.train.synthetic import make_row
+    from mdlm_bench.train.synthetic import heldout_rows
 
-    return [make_row(family, EVAL_SEED, i) for i in range(ROWS_PER_FAMILY)]
+    return heldout_rows("eval", ROWS_PER_FAMILY, families=[family])
 
 
 def write_data() -> None:
@@ -81,4 +78,4 @@ def write_data() -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
     write_data()
-    print(f"wrote {len(FAMILIES)} files of {ROWS_PER_FAMILY} rows (seed {EVAL_SEED}) to {DATA_DIR}")
+    print(f"wrote {len(FAMILIES)} files of {ROWS_PER_FAMILY} rows (the 'eval' split) to {DATA_DIR}")

@@ -179,3 +179,77 @@ def test_span_ctc_without_slack_in_targets_and_no_room_equals_ce():
 
 def test_registry_names():
     assert list(LOSSES) == ["ce", "slack_ctc"]
+
+
+# --- alignment band and CE anchor ---------------------------------------------------------------
+def brute_force_banded_nll(log_probs: torch.Tensor, target: list, slack: int, band: int, ref: list) -> float:
+    """-log sum over the alignments that put target u at a position n with |n - ref[u]| <= band
+    (every other position slack), enumerated as the U-subsets of the N positions."""
+    n = log_probs.shape[0]
+    lp = log_probs.double()
+    total = 0.0
+    for pos in itertools.combinations(range(n), len(target)):
+        if any(abs(p - r) > band for p, r in zip(pos, ref)):
+            continue
+        chosen = dict(zip(pos, target))
+        total += math.exp(sum(lp[i, chosen[i]].item() if i in chosen else lp[i, slack].item() for i in range(n)))
+    return -math.log(total)
+
+
+@pytest.mark.parametrize("band", [1, 2, 4])
+@pytest.mark.parametrize("n,target,ref", [(5, [1, 2], [0, 3]), (6, [3, 3, 1], [1, 2, 5]), (7, [2, 1, 1, 3], [0, 1, 2, 3]),
+                                          (4, [1], [3]), (3, [1, 2, 3], [0, 1, 2])])
+def test_banded_matches_brute_force(band, n, target, ref):
+    lp = random_log_probs(1, n, 5, seed=band * 10 + n)
+    pad = 4 - len(target)
+    nll, _ = slack_ctc_loss(lp, torch.tensor([target + [0] * pad]), torch.tensor([n]), torch.tensor([len(target)]),
+                            SLACK, band=band, ref=torch.tensor([ref + [0] * pad]))
+    assert nll.item() == pytest.approx(brute_force_banded_nll(lp[0], target, SLACK, band, ref), rel=1e-9)
+
+
+def test_band_wider_than_span_is_unrestricted_and_banded_gradcheck():
+    lp = random_log_probs(1, 6, 4, seed=3)
+    args = (torch.tensor([[1, 2, 3]]), torch.tensor([6]), torch.tensor([3]), SLACK)
+    free, _ = slack_ctc_loss(lp, *args)
+    wide, _ = slack_ctc_loss(lp, *args, band=6, ref=torch.tensor([[0, 2, 4]]))
+    tight, _ = slack_ctc_loss(lp, *args, band=1, ref=torch.tensor([[0, 2, 4]]))
+    assert wide.item() == pytest.approx(free.item(), rel=1e-12)
+    assert tight.item() > free.item()  # fewer alignments, less mass
+    x = torch.randn(1, 6, 4, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda z: slack_ctc_loss(torch.log_softmax(z, -1), *args, band=1,
+                                                      ref=torch.tensor([[0, 2, 4]]))[0].sum(), (x,))
+
+
+def test_span_ctc_band_uses_clean_slots_inside_each_span():
+    slack, v = 0, 4
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(1, 7, v, generator=g, dtype=torch.float64)
+    targets = torch.tensor([[3, 1, 0, 2, 0, 0, 2]])  # clean canvas; slack = 0
+    mask = torch.tensor([[0, 1, 1, 1, 1, 1, 0]], dtype=torch.bool)  # one span: positions 1..5
+    resp = torch.ones(1, 7, dtype=torch.bool)
+    got = span_ctc_loss(logits, targets, mask, torch.tensor([0.5]), torch.tensor([7]), resp, slack, band=1)
+    lp = torch.log_softmax(logits, -1)
+    # span tokens [1, 0, 2, 0, 0]: targets [1, 2] at span slots [0, 2]
+    ref = brute_force_banded_nll(lp[0, 1:6], [1, 2], slack, 1, [0, 2]) / (0.5 * 7)
+    assert got.item() == pytest.approx(ref, rel=1e-6)  # span_ctc_loss accumulates in float32
+    assert span_ctc_loss(logits, targets, mask, torch.tensor([0.5]), torch.tensor([7]), resp, slack).item() < got.item()
+
+
+def test_ce_anchor_is_the_weighted_sum():
+    from types import SimpleNamespace
+
+    from mdlm_bench.train.losses import loss_for
+
+    g = torch.Generator().manual_seed(6)
+    logits = torch.randn(2, 6, 5, generator=g)
+    targets = torch.tensor([[1, 0, 2, 3, 0, 4], [2, 2, 0, 1, 4, 4]])
+    resp = torch.ones(2, 6, dtype=torch.bool)
+    mask, p_mask = mask_batch(resp, torch.Generator().manual_seed(1))
+    batch = {"targets": targets, "mask": mask, "p_mask": p_mask, "answer_lengths": torch.tensor([6, 6]),
+             "response_mask": resp}
+    ce = ce_loss(logits, targets, mask, p_mask, batch["answer_lengths"])
+    ctc = span_ctc_loss(logits, targets, mask, p_mask, batch["answer_lengths"], resp, 0, band=2)
+    f = loss_for(SimpleNamespace(loss="slack_ctc", ctc_band=2, ce_weight=0.25))
+    assert f(logits, batch, 0).item() == pytest.approx(0.25 * ce.item() + 0.75 * ctc.item(), rel=1e-6)
+    assert loss_for(SimpleNamespace(loss="ce", ctc_band=0, ce_weight=0.0))(logits, batch, 0).item() == \
+        pytest.approx(ce.item(), rel=1e-6)

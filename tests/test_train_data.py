@@ -12,6 +12,7 @@ from mdlm_bench.train.data import (
     batch_indices,
     build_canvas,
     collate,
+    displace,
     encode_examples,
     load_examples,
     step_canvases,
@@ -43,12 +44,18 @@ def test_shipped_recipes_load_and_are_matched():
 
     root = Path(__file__).resolve().parents[1] / "training"
     recipes = {p.stem: load_recipe(p) for p in root.glob("*.yaml")}
-    assert {"ce", "slack-ctc", "tiny-ce", "tiny-slack-ctc"} <= set(recipes)
+    assert {"ce", "slack-ctc", "tiny-base", "tiny-ce", "tiny-slack-ctc"} <= set(recipes)
+    # Only the loss, its options and the slack placement it needs may differ between matched recipes.
+    loss_only = {"loss", "slack_insert_rate", "slack_placement", "slack_count", "pad_with", "ctc_band", "ce_weight",
+                 "displace_rate"}
     for a, b in (("tiny-ce", "tiny-slack-ctc"), ("ce", "slack-ctc")):
         da, db = recipes[a].to_dict(), recipes[b].to_dict()
         differ = {k for k in da if da[k] != db[k]}
-        assert differ <= {"loss", "slack_insert_rate", "pad_with"}, differ
+        assert differ <= loss_only, differ
         assert recipes[b].loss == "slack_ctc" and recipes[a].loss == "ce"
+    # The paper's protocol: both tiny fine-tunes start from the bundled original.
+    assert recipes["tiny-ce"].model == recipes["tiny-slack-ctc"].model == "tiny-base"
+    assert recipes["tiny-base"].loss == "ce" and recipes["tiny-base"].model.startswith("preset:")
 
 
 def test_build_canvas_inserts_slack_keeps_order_and_pads():
@@ -146,3 +153,72 @@ def test_step_canvases_deterministic_and_seeded():
     c = step_canvases(enc, 6, r, EOS, SLACK)
     assert not torch.equal(a[2], c[2])
     assert (a[1] == SLACK).sum(1).tolist() == [2] * 6  # round(0.25 * 8) slack tokens each
+
+
+def test_slack_placements_relative_to_answer_and_fixed_count():
+    resp = list(range(10, 18))  # 8 tokens
+    for seed in range(20):
+        c = build_canvas(resp, 32, EOS, SLACK, 0.0, "eos", random.Random(seed), "count", 2)
+        body = c[:c.index(EOS)]
+        assert body.count(SLACK) == 2 and [t for t in body if t != SLACK] == resp
+    # answer: rate x answer length, stochastically rounded (0.3 x 8 = 2.4 -> 2 or 3, mean 2.4)
+    counts = [build_canvas(resp, 32, EOS, SLACK, 0.3, "eos", random.Random(s), "answer").count(SLACK)
+              for s in range(400)]
+    assert set(counts) == {2, 3} and abs(sum(counts) / 400 - 2.4) < 0.1
+    # canvas (the default): a fraction of the canvas, whatever the answer length
+    assert build_canvas(resp[:2], 32, EOS, SLACK, 0.125, "eos", random.Random(0)).count(SLACK) == 4
+    # trailing only: no slack inside, slack padding after the EOS
+    assert build_canvas(resp, 12, EOS, SLACK, 0.0, "slack", random.Random(0)) == resp + [EOS] + [SLACK] * 3
+
+
+def test_displace_follows_the_shift_rule_and_keeps_spans_explained_by_slack():
+    tot = 0
+    for trial in range(500):
+        rng = random.Random(trial)
+        resp = [rng.randint(10, 20) for _ in range(rng.randint(1, 8))]
+        c = build_canvas(resp, 16, EOS, SLACK, 0.0, rng.choice(["eos", "slack"]), rng, "count", rng.randint(0, 2))
+        m = [rng.random() < 0.5 for _ in c]
+        c0, m0 = list(c), list(m)
+        k = displace(c, m, SLACK, 0.5, rng)
+        tot += k
+        # Same content in the same order, same number of slack tokens: only slack moved in the clean canvas.
+        assert [t for t in c if t != SLACK] == [t for t in c0 if t != SLACK] and c.count(SLACK) == c0.count(SLACK)
+        newly_visible = [i for i in range(16) if m0[i] and not m[i]]
+        newly_masked = [i for i in range(16) if m[i] and not m0[i]]
+        assert len(newly_visible) == len(newly_masked) == k
+        for i in newly_masked:  # the vacated slot is slack, next to a newly visible (moved) token
+            assert c[i] == SLACK and (i - 1 in newly_visible or i + 1 in newly_visible)
+        for i in range(16):  # tokens visible before and after keep their value
+            if not m0[i] and not m[i]:
+                assert c[i] == c0[i]
+    assert tot > 100
+    # A hand-checked case: "a b c" with a trailing slack; b visible, its right neighbour and the rest masked.
+    c, m = [10, 11, 12, SLACK, EOS], [True, False, True, True, True]
+    rng = random.Random(0)
+    while True:  # find a draw that moves b right
+        cc, mm = list(c), list(m)
+        if displace(cc, mm, SLACK, 1.0, rng) and not mm[2]:
+            break
+    assert cc == [10, SLACK, 11, 12, EOS] and mm == [True, True, False, True, True]
+    # No masked slack beyond the target in either direction: nothing moves.
+    c, m = [10, 11, 12, EOS], [True, False, True, True]
+    assert displace(c, m, SLACK, 1.0, random.Random(0)) == 0 and c == [10, 11, 12, EOS]
+
+
+def test_step_canvases_with_displacement_are_seeded():
+    enc = [Encoded(str(i), [5, 6], [10 + i % 5, 11, 12]) for i in range(8)]
+    r = Recipe(loss="slack_ctc", canvas=8, batch_size=4, micro_batch_size=4, pad_with="slack", displace_rate=0.5)
+    a = step_canvases(enc, 3, r, EOS, SLACK)
+    b = step_canvases(enc, 3, r, EOS, SLACK)
+    assert torch.equal(a[1], b[1]) and torch.equal(a[2], b[2])
+    plain = step_canvases(enc, 3, Recipe(**{**r.to_dict(), "displace_rate": 0.0}), EOS, SLACK)
+    assert not torch.equal(plain[1], a[1])  # some token was displaced at this rate
+
+
+def test_new_recipe_options_are_validated():
+    with pytest.raises(UserError, match="slack_placement"):
+        Recipe(slack_placement="gaps")
+    with pytest.raises(ValueError, match="ce_weight"):
+        Recipe(ce_weight=1.5)
+    with pytest.raises(ValueError, match="ctc_band"):
+        Recipe(ctc_band=-1)

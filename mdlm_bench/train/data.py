@@ -153,17 +153,73 @@ def encode_examples(examples: Sequence[Example], model, recipe: Recipe) -> Tuple
     return out, stats
 
 
+def n_slack_inside(n_answer: int, canvas: int, placement: str, rate: float, count: int,
+                   rng: random.Random) -> int:
+    """How many <slack> go inside the clean response (before room limits), by `placement`."""
+    if placement == "canvas":
+        return int(round(rate * canvas))
+    if placement == "answer":
+        x = rate * n_answer
+        return int(x) + (1 if rng.random() < x - int(x) else 0)
+    if placement == "count":
+        return count
+    raise ValueError(f"unknown slack placement '{placement}'")
+
+
 def build_canvas(response_ids: Sequence[int], canvas: int, eos_id: int, slack_id: Optional[int],
-                 slack_rate: float, pad_with: str, rng: random.Random) -> List[int]:
-    """Clean response canvas of `canvas` tokens: response with round(slack_rate * canvas) <slack> tokens
-    inserted at random gaps (fewer if there is no room), then one EOS, then EOS or <slack> padding."""
+                 slack_rate: float, pad_with: str, rng: random.Random, placement: str = "canvas",
+                 slack_count: int = 0) -> List[int]:
+    """Clean response canvas of `canvas` tokens: response with n_slack_inside(...) <slack> tokens inserted at
+    random gaps (fewer if there is no room), then one EOS, then EOS or <slack> padding."""
     resp = list(response_ids)
-    if slack_rate > 0 and slack_id is not None:
-        n_slack = min(int(round(slack_rate * canvas)), canvas - 1 - len(resp))
+    if slack_id is not None and (slack_rate > 0 or slack_count > 0):
+        want = n_slack_inside(len(resp), canvas, placement, slack_rate, slack_count, rng)
+        n_slack = min(want, canvas - 1 - len(resp))
         for _ in range(max(n_slack, 0)):
             resp.insert(rng.randint(0, len(resp)), slack_id)
     fill = eos_id if pad_with == "eos" or slack_id is None else slack_id
     return resp + [eos_id] + [fill] * (canvas - len(resp) - 1)
+
+
+def displace(canvas: List[int], mask: List[bool], slack_id: int, rate: float, rng: random.Random) -> int:
+    """Training on sampler states: move visible tokens one slot onto a masked neighbour, as the shift operator
+    does at decoding, and rewrite the clean canvas so that the move is explained by slack. In place.
+
+    canvas: clean canvas (token ids, slack included); mask: True where masked. A visible non-slack token at i
+    is picked with probability `rate`; for a move to t = i + s (s = +1 or -1, random order, the other tried
+    next) t must be masked and the masked run beyond t (away from i) must hold a clean <slack> at some j.
+    The canvas then becomes: that slack removed, the tokens between shifted one slot towards j, the token at t,
+    and a <slack> at i, which turns masked. Every visible position keeps its token, so each span's CTC target
+    is the clean content between its anchors. Returns the number of moves.
+    """
+    n = len(canvas)
+    moves = 0
+    used = set()  # slots already moved from or to: each token moves at most once, as at decoding
+    for i in rng.sample(range(n), n):
+        if i in used or mask[i] or canvas[i] == slack_id or rng.random() >= rate:
+            continue
+        first = rng.choice((-1, 1))
+        for s in (first, -first):
+            t = i + s
+            if not (0 <= t < n and mask[t]) or t in used:
+                continue
+            j = t
+            while 0 <= j < n and mask[j] and canvas[j] != slack_id and j not in used:
+                j += s
+            if not (0 <= j < n and mask[j]) or j in used:
+                continue  # no untouched masked slack beyond t inside the same masked run
+            # Remove canvas[j], shift canvas[t .. j-s] by s, put canvas[i] at t and slack at i.
+            k = j
+            while k != t:
+                canvas[k] = canvas[k - s]
+                k -= s
+            canvas[t] = canvas[i]
+            canvas[i] = slack_id
+            mask[t], mask[i] = False, True
+            used.update((i, t))
+            moves += 1
+            break
+    return moves
 
 
 def batch_indices(n_rows: int, step: int, batch_size: int, seed: int) -> List[int]:
@@ -185,10 +241,17 @@ def step_canvases(encoded: Sequence[Encoded], step: int, recipe: Recipe, eos_id:
     idx = batch_indices(len(encoded), step, recipe.batch_size, recipe.seed)
     rows = [encoded[i] for i in idx]
     canv = [build_canvas(r.response_ids, recipe.canvas, eos_id, slack_id, recipe.slack_insert_rate,
-                         recipe.pad_with, random.Random(f"{recipe.seed}:{step}:{j}"))
+                         recipe.pad_with, random.Random(f"{recipe.seed}:{step}:{j}"), recipe.slack_placement,
+                         recipe.slack_count)
             for j, r in enumerate(rows)]
     g = torch.Generator().manual_seed(recipe.seed * 1_000_003 + 7919 * step + 17)
     mask, p_mask = mask_batch(torch.ones(len(rows), recipe.canvas, dtype=torch.bool), g, eps=recipe.mask_eps)
+    if recipe.displace_rate > 0 and slack_id is not None:
+        rows_mask = mask.tolist()
+        for j in range(len(rows)):
+            displace(canv[j], rows_mask[j], slack_id, recipe.displace_rate,
+                     random.Random(f"{recipe.seed}:{step}:{j}:displace"))
+        mask = torch.tensor(rows_mask, dtype=torch.bool)
     return rows, torch.tensor(canv, dtype=torch.long), mask, p_mask
 
 

@@ -5,36 +5,59 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from mdlm_bench.train.synthetic import generate, per_family
+from mdlm_bench.train.synthetic import heldout_rows, per_family
 
 
-def evaluate_synthetic(model, n_per_family: int = 50, seed: int = 1, gen_length: int = 32,
-                       steps: Optional[int] = None, batch_size: int = 64,
-                       families: Optional[Sequence[str]] = None) -> Dict[str, Dict[str, float]]:
-    """{family: {"n", "exact_match"}} plus "all", on rows generate(n_per_family, seed) (train uses seed 0).
-
-    Greedy low-confidence decoding, one block of gen_length, one token per step by default.
-    """
+def decode_rows(model, rows: Sequence[dict], gen_length: int = 32, steps: Optional[int] = None,
+                batch_size: int = 64, shift: float = 0.0, seed: int = 0) -> List[str]:
+    """Answers of `rows` (synthetic rows) under greedy low-confidence decoding, one block of gen_length; with
+    shift > 0, the bundled reference-sweep shift operator at that fraction (selection seed `seed`)."""
     import torch
 
     from mdlm_bench.decoding import DecodeConfig, generate as decode
 
-    rows = generate(n_per_family, seed=seed, families=families)
     cfg = DecodeConfig(gen_length=gen_length, steps=steps or gen_length, block_length=gen_length)
+    spec = None
+    if shift > 0:
+        from mdlm_bench.perturb.spec import load_spec
+
+        spec = load_spec("reference-sweep").with_fraction(shift)
+        spec.seed = seed
     outputs: List[str] = []
     with torch.no_grad():
         for i in range(0, len(rows), batch_size):
             chunk = rows[i:i + batch_size]
             prompts = [model.tokenizer(model.chat_prompt([{"role": "user", "content": r["prompt"]}]),
                                        add_special_tokens=False)["input_ids"] for r in chunk]
-            outputs += [g.text for g in decode(model, prompts, cfg, seeds=list(range(i, i + len(chunk))))]
+            hooks = []
+            if spec is not None:
+                from mdlm_bench.perturb.operators import make_hook
+
+                hooks = [make_hook(spec, model, [f"synth_{r['family']}|{r['uid']}|{seed}" for r in chunk],
+                                   gen_length)]
+            outputs += [g.text for g in decode(model, prompts, cfg, seeds=list(range(i, i + len(chunk))),
+                                               hooks=hooks)]
+    return outputs
+
+
+def summarise(rows: Sequence[dict], outputs: Sequence[str]) -> Dict[str, Dict[str, float]]:
     res = per_family(rows, outputs)
     total = sum(v["n"] for v in res.values())
     res["all"] = {"n": total, "exact_match": sum(v["n"] * v["exact_match"] for v in res.values()) / total}
     return res
 
 
-def write_eval(model_dir: Path, n_per_family: int = 50, seed: int = 1, gen_length: int = 32,
+def evaluate_synthetic(model, n_per_family: int = 48, split: str = "dev", gen_length: int = 32,
+                       steps: Optional[int] = None, batch_size: int = 64,
+                       families: Optional[Sequence[str]] = None, shift: float = 0.0,
+                       seed: int = 0) -> Dict[str, Dict[str, float]]:
+    """{family: {"n", "exact_match"}} plus "all", on heldout_rows(split, n_per_family): rows whose prompts
+    occur neither in the training data nor in the other held-out split."""
+    rows = heldout_rows(split, n_per_family, families=families)
+    return summarise(rows, decode_rows(model, rows, gen_length, steps, batch_size, shift, seed))
+
+
+def write_eval(model_dir: Path, n_per_family: int = 48, split: str = "dev", gen_length: int = 32,
                quiet: bool = False) -> Dict[str, Dict[str, float]]:
     """Evaluate the checkpoint in model_dir on held-out synthetic rows; write model_dir/eval.json and show a table."""
     from mdlm_bench.config import provenance
@@ -42,10 +65,11 @@ def write_eval(model_dir: Path, n_per_family: int = 50, seed: int = 1, gen_lengt
     from mdlm_bench.models import load_model
 
     m = load_model(model_dir, dtype="float32", device="cpu")
-    res = evaluate_synthetic(m, n_per_family=n_per_family, seed=seed, gen_length=gen_length)
+    res = evaluate_synthetic(m, n_per_family=n_per_family, split=split, gen_length=gen_length)
     write_json(Path(model_dir) / "eval.json", {
-        "what": "exact match on held-out synthetic rows (mdlm_bench.train.evaluate.evaluate_synthetic)",
-        "settings": {"n_per_family": n_per_family, "seed": seed, "gen_length": gen_length, "steps": gen_length,
+        "what": f"exact match on the '{split}' split of the synthetic rows (disjoint by prompt from training; "
+                "mdlm_bench.train.evaluate.evaluate_synthetic)",
+        "settings": {"n_per_family": n_per_family, "split": split, "gen_length": gen_length, "steps": gen_length,
                      "block_length": gen_length, "remasking": "low_confidence", "temperature": 0.0},
         "results": res, "provenance": provenance(),
     })

@@ -6,6 +6,7 @@ Every loss accumulates in float32 whatever the input dtype, so bf16 logits are f
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Dict, Optional, Tuple
 
 import torch
@@ -133,15 +134,33 @@ def _emission_tokens(targets: torch.Tensor, n_max: int, width: int) -> torch.Ten
     return targets.gather(1, idx.clamp(0, u - 1).reshape(1, -1).expand(s, -1)).reshape(s, n_max, width)
 
 
+def band_emissions(emit: torch.Tensor, ref: torch.Tensor, band: int) -> torch.Tensor:
+    """Alignment band: position n may emit target u = n - d only if |n - ref[u]| <= band.
+
+    emit [S, N, D+1] (state d at position n emits target n - d); ref [S, U] long: each target's slot in the
+    clean canvas (relative to the span start). Returns emit with NEG outside the band.
+    """
+    s, n_max, width = emit.shape
+    n = torch.arange(n_max, device=emit.device)
+    u = (n[:, None] - torch.arange(width, device=emit.device)[None, :])  # [N, D+1]
+    if ref.shape[1] == 0:
+        return emit
+    slot = ref.gather(1, u.clamp(0, ref.shape[1] - 1).reshape(1, -1).expand(s, -1)).reshape(s, n_max, width)
+    return torch.where((n[None, :, None] - slot).abs() <= band, emit, torch.full_like(emit, NEG))
+
+
 def slack_ctc_loss(
     log_probs: torch.Tensor,
     targets: torch.Tensor,
     input_lengths: torch.Tensor,
     target_lengths: torch.Tensor,
     slack_id: int,
+    band: int = 0,
+    ref: Optional[torch.Tensor] = None,
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """-log sum over alignments a (one symbol per position) with B(a) = y of prod_n p_n(a_n),
-    where B deletes slack and never merges repeats.
+    where B deletes slack and never merges repeats. With band > 0, only alignments where target u sits at a
+    position n with |n - ref[u]| <= band count (ref [S, U] long: target slots in the clean canvas).
 
     log_probs [S, N, V] log-softmax over V (slack included; any float dtype); targets [S, U] long
     (padding ignored); input_lengths [S], target_lengths [S] long. Only states with n - u in [0, N_s - U_s]
@@ -163,6 +182,10 @@ def slack_ctc_loss(
     width = int((n_len - u_len).max().item()) + 1
     tok = _emission_tokens(targets.to(dev), n_max, width)
     emit = log_probs.gather(2, tok)
+    if band > 0:
+        if ref is None:
+            raise ValueError("band > 0 needs ref, the targets' slots in the clean canvas")
+        emit = band_emissions(emit, ref.to(dev).long(), band)
     nll = slack_ctc_from_emissions(emit, log_probs[:, :, slack_id], n_len, u_len)
     return nll, feasible
 
@@ -189,9 +212,11 @@ def span_ctc_loss(
     answer_lengths: torch.Tensor,
     response_mask: torch.Tensor,
     slack_id: int,
+    band: int = 0,
 ) -> torch.Tensor:
     """Slack-CTC on every maximal masked span between visible anchors; the span's target is its clean
     non-slack tokens in order. Weighted by 1/p_mask and the answer length, averaged over the batch (as ce_loss).
+    band > 0: each target stays within `band` positions of its slot in the clean canvas (band_emissions).
 
     logits [B, L, V], targets [B, L] long (clean canvas, slack included), mask / response_mask [B, L] bool,
     p_mask [B], answer_lengths [B]. Returns a float32 scalar. All spans of the batch are solved as one padded
@@ -219,6 +244,8 @@ def span_ctc_loss(
     width = int((lengths - target_lengths).max().item()) + 1
     tok = _emission_tokens(span_targets, n_max, width)  # [S, Nmax, D+1]
     emit = flat[rows[:, :, None], tok] - lse[rows][:, :, None]
+    if band > 0:
+        emit = band_emissions(emit, order, band)  # order[:, u]: slot of target u inside its span
     slack = flat[rows, slack_id] - lse[rows]
     nll = slack_ctc_from_emissions(emit, slack, lengths, target_lengths)
     weight = 1.0 / (p_mask.float()[spans[:, 0]] * answer_lengths.float()[spans[:, 0]])
@@ -235,8 +262,21 @@ def _ce(logits, batch: Dict[str, torch.Tensor], slack_id: Optional[int]) -> torc
 
 
 @LOSSES.register("slack_ctc")
-def _slack_ctc(logits, batch: Dict[str, torch.Tensor], slack_id: Optional[int]) -> torch.Tensor:
+def _slack_ctc(logits, batch: Dict[str, torch.Tensor], slack_id: Optional[int], band: int = 0,
+               ce_weight: float = 0.0) -> torch.Tensor:
+    """(1 - ce_weight) * span CTC (banded when band > 0) + ce_weight * CE (the CE anchor)."""
     if slack_id is None:
         raise ValueError("slack_ctc needs a slack token id")
-    return span_ctc_loss(logits, batch["targets"], batch["mask"], batch["p_mask"], batch["answer_lengths"],
-                         batch["response_mask"], slack_id)
+    ctc = span_ctc_loss(logits, batch["targets"], batch["mask"], batch["p_mask"], batch["answer_lengths"],
+                        batch["response_mask"], slack_id, band=band)
+    if ce_weight == 0:
+        return ctc
+    return (1.0 - ce_weight) * ctc + ce_weight * _ce(logits, batch, slack_id)
+
+
+def loss_for(recipe) -> LossFn:
+    """The recipe's loss as f(logits, batch, slack_id), with its options bound."""
+    fn = LOSSES.get(recipe.loss)
+    if recipe.loss == "slack_ctc":
+        return functools.partial(fn, band=int(recipe.ctc_band), ce_weight=float(recipe.ce_weight))
+    return fn

@@ -12,6 +12,7 @@ from mdlm_bench.errors import UserError, unknown
 
 OVERFLOW = ("error", "truncate", "skip")
 PAD_WITH = ("eos", "slack")
+SLACK_PLACEMENT = ("canvas", "answer", "count")
 
 
 @dataclass
@@ -32,8 +33,16 @@ class Recipe:
     preset seeded by `init_seed`. Data: `data` is a JSONL file (prompt/response or chat messages), a hub
     dataset name, or `synthetic` (the checkable task generator, `synthetic_per_family` rows per family).
     Canvas: the response region has `canvas` tokens; the response is followed by EOS padding (`pad_with: eos`)
-    or by one EOS and then <slack> tokens (`pad_with: slack`). `slack_insert_rate` of the canvas is inserted as
-    <slack> at random positions inside the clean response before masking. A response that does not fit
+    or by one EOS and then <slack> tokens (`pad_with: slack`: trailing slack only, as padding). Slack inside the
+    clean response, at random gaps before masking, is set by `slack_placement`: `canvas` inserts
+    round(slack_insert_rate * canvas) tokens; `answer` inserts slack_insert_rate * (answer tokens), stochastically
+    rounded; `count` inserts exactly `slack_count` tokens.
+    Slack-CTC options (loss: slack_ctc): `ctc_band` k > 0 restricts the alignments so that every target sits at
+    most k positions from its slot in the clean canvas (0 = no band); `ce_weight` is the CE anchor
+    lambda in loss = lambda * CE + (1 - lambda) * CTC. `displace_rate`: each visible non-slack token is, with this
+    probability, moved one position onto a masked neighbour (the shift operator's rule) after masking; the clean
+    canvas then takes a <slack> at the vacated slot and gives up one masked <slack> on the far side of the move,
+    so every span's CTC target absorbs the displacement with slack (a move with no such slack is not made). A response that does not fit
     (plus one EOS), or a prompt longer than `max_prompt_tokens`, is handled by `overflow`: error | truncate | skip.
     Batches: `batch_size` is the global batch per optimiser step; each process runs micro-batches of
     `micro_batch_size` and gradient accumulation makes up the rest, so the run does not depend on the
@@ -52,7 +61,12 @@ class Recipe:
     max_prompt_tokens: int = 128
     overflow: str = "error"
     slack_insert_rate: float = 0.0
+    slack_placement: str = "canvas"  # canvas | answer | count (see above)
+    slack_count: int = 0  # slack_placement: count
     pad_with: str = "eos"
+    ctc_band: int = 0  # slack_ctc: max distance of a target from its clean slot (0 = unrestricted)
+    ce_weight: float = 0.0  # slack_ctc: lambda of the CE anchor
+    displace_rate: float = 0.0  # probability that a visible token is displaced by one position
     mask_eps: float = 1e-3
     steps: int = 1000
     batch_size: int = 32
@@ -79,12 +93,20 @@ class Recipe:
             raise unknown("overflow policy", self.overflow, OVERFLOW)
         if self.pad_with not in PAD_WITH:
             raise unknown("pad_with value", self.pad_with, PAD_WITH)
+        if self.slack_placement not in SLACK_PLACEMENT:
+            raise unknown("slack_placement", self.slack_placement, SLACK_PLACEMENT)
+        if self.slack_count < 0 or self.ctc_band < 0:
+            raise ValueError(f"slack_count and ctc_band must be >= 0 (got {self.slack_count}, {self.ctc_band})")
+        for name in ("ce_weight", "displace_rate"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1] (got {getattr(self, name)})")
         positive = ("canvas", "max_prompt_tokens", "steps", "batch_size", "micro_batch_size", "synthetic_per_family")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1 (got {getattr(self, name)})")
-        if not 0.0 <= self.slack_insert_rate < 1.0:
-            raise ValueError(f"slack_insert_rate must be in [0, 1) (got {self.slack_insert_rate})")
+        if not 0.0 <= self.slack_insert_rate < (1.0 if self.slack_placement == "canvas" else 10.0):
+            raise ValueError(f"slack_insert_rate must be in [0, 1) for placement canvas, [0, 10) for answer "
+                             f"(got {self.slack_insert_rate})")
         if not 0.0 < self.mask_eps < 1.0:
             raise ValueError(f"mask_eps must be in (0, 1) (got {self.mask_eps})")
         if self.batch_size % self.micro_batch_size:

@@ -89,6 +89,55 @@ def generate(n_per_family: int, seed: int = 0, families: Optional[Sequence[str]]
     return [make_row(f, seed, i) for i in range(n_per_family) for f in names]
 
 
+# Content-disjoint splits. Training data is generate(n, seed=TRAIN_SEED); the held-out splits are drawn from
+# their own seeds and keep only rows whose prompt occurs in no earlier split, so no prompt is shared.
+TRAIN_SEED = 0
+TRAIN_PER_FAMILY = 3000  # the bundled models' training set (training/tiny-*.yaml)
+HELDOUT_SEEDS = {"eval": 1000, "dev": 2000}
+HELDOUT_ORDER = ("eval", "dev")  # eval is drawn first; dev also avoids every eval prompt
+EVAL_PER_FAMILY = 32  # tasks/data/synth_<family>.jsonl
+DEV_PER_FAMILY = 48
+
+
+def _fresh_rows(family: str, seed: int, n: int, exclude: set) -> List[Dict[str, str]]:
+    out: List[Dict[str, str]] = []
+    seen = set(exclude)
+    index = 0
+    while len(out) < n:
+        if index > 200 * n + 10_000:
+            raise ValueError(f"family '{family}' has too few distinct prompts outside the excluded set")
+        row = make_row(family, seed, index)
+        index += 1
+        if row["prompt"] not in seen:
+            seen.add(row["prompt"])
+            out.append(row)
+    return out
+
+
+def heldout_rows(split: str, n_per_family: Optional[int] = None, families: Optional[Sequence[str]] = None,
+                 train_per_family: int = TRAIN_PER_FAMILY) -> List[Dict[str, str]]:
+    """Rows of a held-out split ('eval' or 'dev'), disjoint by prompt from the training data
+    generate(train_per_family, TRAIN_SEED), from each other, and within themselves. Family-major order."""
+    if split not in HELDOUT_SEEDS:
+        from mdlm_bench.errors import unknown
+
+        raise unknown("split", split, HELDOUT_SEEDS)
+    names = list(families) if families else list(FAMILIES)
+    default = {"eval": EVAL_PER_FAMILY, "dev": DEV_PER_FAMILY}
+    out: List[Dict[str, str]] = []
+    for fam in names:
+        exclude = {r["prompt"] for r in generate(train_per_family, TRAIN_SEED, [fam])}
+        rows: List[Dict[str, str]] = []
+        for name in HELDOUT_ORDER:
+            k = default[name] if name != split or n_per_family is None else n_per_family
+            rows = _fresh_rows(fam, HELDOUT_SEEDS[name], k, exclude)
+            if name == split:
+                break
+            exclude |= {r["prompt"] for r in rows}
+        out += rows
+    return out
+
+
 def exact_match(row: Dict[str, str], output: str) -> bool:
     """Whether the model's answer text equals the exact answer (surrounding whitespace ignored)."""
     return output.strip() == row["response"].strip()

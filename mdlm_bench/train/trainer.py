@@ -94,7 +94,8 @@ def load_init_model(recipe: Recipe):
 
 
 def needs_slack(recipe: Recipe) -> bool:
-    return recipe.loss == "slack_ctc" or recipe.slack_insert_rate > 0 or recipe.pad_with == "slack"
+    return (recipe.loss == "slack_ctc" or recipe.slack_insert_rate > 0 or recipe.slack_count > 0
+            or recipe.pad_with == "slack" or recipe.displace_rate > 0)
 
 
 def _wrap_lora(model, recipe: Recipe, slack_added: bool):
@@ -196,7 +197,7 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
 
     from mdlm_bench.config import provenance
     from mdlm_bench.train.data import collate, encode_examples, load_examples, step_canvases
-    from mdlm_bench.train.losses import LOSSES
+    from mdlm_bench.train.losses import loss_for
 
     out = Path(out)
     plan = plan_run(recipe, out, max_steps, resume, allow_pickle)
@@ -262,7 +263,7 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
 
         trainer_state.load(accelerator, out / STATE, model, optimizer, scheduler, allow_pickle)
 
-    loss_fn = LOSSES.get(recipe.loss)
+    loss_fn = loss_for(recipe)
     n = recipe.canvas
     device = accelerator.device
     appender = JsonlAppender(log_path) if accelerator.is_main_process else None
