@@ -10,6 +10,11 @@ Expected layout under the benchmark directory (``--bench-dir`` or ``$MDLM_BENCH_
     wildbench/*.jsonl | *.json               {session_id, conversation_input: [{role, content}], checklist, ...}
     creative-writing-bench/creative_writing_prompts*.json   {id: {title, writing_prompt, ...}}
 
+Where a set is published on the Hugging Face hub (``HUB``: dataset id, pinned commit, data files), a
+run without a local copy loads it with ``datasets.load_dataset`` into the user's cache (downloaded once,
+then read offline); a local copy under the benchmark directory always wins. ``load_bench`` returns the
+prompts and a record of where they came from, which the run stores in config.json.
+
 Every loader returns a list of prompts ``{"uid", "turns", "category", "reference", "extra"}``.
 AlpacaEval publishes no ids: its uid is ``alpaca_uid(instruction)``, the first 16 hex digits of the
 SHA-256 of the UTF-8 instruction text, so it is stable across copies and orderings of the file.
@@ -20,8 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from mdlm_bench.errors import UserError
 from mdlm_bench.registry import Registry
@@ -67,8 +73,12 @@ def expect_file(bench_dir: Path, *parts: str) -> Path:
 def read_jsonl_strict(path: Path) -> List[tuple]:
     """[(lineno, row)] for every non-empty line; a bad line is an error naming file and line."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}:{lineno}: not UTF-8 text ({e.reason}); re-save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -106,11 +116,10 @@ def _prompt(uid: Any, turns: List[str], category: Optional[str], reference: Opti
 # ------------------------------------------------------------------------------------------ arena-hard
 
 
-def _arena_hard(bench_dir: Path, folder: str, category: Optional[str] = None) -> List[Prompt]:
-    path = expect_file(bench_dir, folder, "question.jsonl")
+def _arena_hard_rows(rows: Iterable[tuple], category: Optional[str] = None) -> List[Prompt]:
+    """Prompts from (where, row) pairs of an Arena-Hard question file {uid, category, prompt, ...}."""
     out = []
-    for lineno, row in read_jsonl_strict(path):
-        where = f"{path}:{lineno}"
+    for where, row in rows:
         uid = field(row, "uid", where)
         prompt = field(row, "prompt", where, str)
         cat = field(row, "category", where, str)
@@ -119,6 +128,11 @@ def _arena_hard(bench_dir: Path, folder: str, category: Optional[str] = None) ->
         extra = {k: v for k, v in row.items() if k not in ("uid", "prompt", "category")}
         out.append(_prompt(uid, [prompt], cat, None, extra))
     return out
+
+
+def _arena_hard(bench_dir: Path, folder: str, category: Optional[str] = None) -> List[Prompt]:
+    path = expect_file(bench_dir, folder, "question.jsonl")
+    return _arena_hard_rows(((f"{path}:{n}", row) for n, row in read_jsonl_strict(path)), category)
 
 
 BENCHES.add("arena-hard-v0.1", lambda d: _arena_hard(d, "arena-hard-v0.1"))
@@ -205,23 +219,30 @@ def _wildbench(bench_dir: Path) -> List[Prompt]:
             if not isinstance(data, list):
                 raise UserError(f"{path}: expected a JSON list of WildBench rows; fix the file")
             rows = [(f"{path}: record {i}", r) for i, r in enumerate(data)]
-        for where, row in rows:
-            if not isinstance(row, dict):
-                raise UserError(f"{where}: expected an object; fix the file")
-            sid = field(row, "session_id", where)
-            conv = field(row, "conversation_input", where, list)
-            turns = []
-            for msg in conv:
-                if not isinstance(msg, dict):
-                    raise UserError(f"{where}: conversation_input holds a non-object; fix the file")
-                if field(msg, "role", where) == "user":
-                    turns.append(str(field(msg, "content", where)))
-            if not turns:
-                raise UserError(f"{where}: conversation_input has no user turn; fix the file")
-            refs = row.get("references")
-            reference = [str(v) for v in refs.values()] if isinstance(refs, dict) and refs else None
-            extra = {k: v for k, v in row.items() if k not in ("session_id", "references")}
-            out.append(_prompt(sid, turns, row.get("primary_tag"), reference, extra))
+        out += _wildbench_rows(rows)
+    return out
+
+
+def _wildbench_rows(rows: Iterable[tuple]) -> List[Prompt]:
+    """Prompts from (where, row) pairs of WildBench {session_id, conversation_input, references, ...}."""
+    out = []
+    for where, row in rows:
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected an object; fix the file")
+        sid = field(row, "session_id", where)
+        conv = field(row, "conversation_input", where, list)
+        turns = []
+        for msg in conv:
+            if not isinstance(msg, dict):
+                raise UserError(f"{where}: conversation_input holds a non-object; fix the file")
+            if field(msg, "role", where) == "user":
+                turns.append(str(field(msg, "content", where)))
+        if not turns:
+            raise UserError(f"{where}: conversation_input has no user turn; fix the file")
+        refs = row.get("references")
+        reference = [str(v) for v in refs.values() if v is not None] if isinstance(refs, dict) and refs else None
+        extra = {k: v for k, v in row.items() if k not in ("session_id", "references")}
+        out.append(_prompt(sid, turns, row.get("primary_tag"), reference or None, extra))
     return out
 
 
@@ -245,3 +266,110 @@ def _creative_writing(bench_dir: Path) -> List[Prompt]:
             extra = {k: v for k, v in row.items() if k not in ("writing_prompt", "category")}
             out.append(_prompt(pid, [text], row.get("category"), None, extra))
     return out
+
+
+# ------------------------------------------------------------------------------------ hub sources
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A published copy on the Hugging Face hub: dataset id (or a local dataset repository directory, read
+    the same way), the commit it is pinned to, and the data files inside it (a path or glob)."""
+
+    repo: str
+    revision: Optional[str]
+    data_files: str
+    parse: Callable[[Iterable[tuple]], List[Prompt]]
+
+    def record(self) -> Dict[str, Any]:
+        return {"kind": "hub", "repo": self.repo, "revision": self.revision, "data_files": self.data_files}
+
+
+ARENA_HARD = "lmarena-ai/arena-hard-auto"
+_V2 = ("15f3746e21432264ce9b453999bde4f3c946d2e6", "data/arena-hard-v2.0/question.jsonl")
+HUB: Dict[str, HubSource] = {
+    "arena-hard-v0.1": HubSource(ARENA_HARD, "c75cc2581ae7ac4b66ce5c804c002fe5a7c6339e",
+                                 "data/arena-hard-v0.1/question.jsonl", _arena_hard_rows),
+    "arena-hard-v2.0": HubSource(ARENA_HARD, *_V2, _arena_hard_rows),
+    "arena-hard-v2.0-hard-prompt": HubSource(ARENA_HARD, *_V2, lambda rows: _arena_hard_rows(rows, "hard_prompt")),
+    "arena-hard-v2.0-creative-writing": HubSource(ARENA_HARD, *_V2,
+                                                  lambda rows: _arena_hard_rows(rows, "creative_writing")),
+    "wildbench": HubSource("allenai/WildBench", "5d07b92bc18e5d52b90b885cbc1594a360605a1b", "v2/test-*.parquet",
+                           _wildbench_rows),
+}
+# MT-Bench, AlpacaEval's reference outputs and Creative-Writing-Bench are published on GitHub, not as hub
+# datasets in the layout read here: they load from the benchmark directory only.
+
+
+def local_folder(bench: str) -> str:
+    return "arena-hard-v2.0" if bench.startswith("arena-hard-v2.0") else bench
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def hub_cached(src: HubSource) -> bool:
+    """Whether the pinned files are in the local hub cache (or the source is a local repository)."""
+    if Path(src.repo).is_dir():
+        return any(Path(src.repo).glob(src.data_files))
+    from huggingface_hub import constants
+
+    snap = Path(constants.HF_HUB_CACHE) / f"datasets--{src.repo.replace('/', '--')}" / "snapshots"
+    return any((snap / (src.revision or "")).glob(src.data_files)) if src.revision else any(
+        snap.glob(f"*/{src.data_files}"))
+
+
+def load_hub(bench: str) -> List[Prompt]:
+    """The bench's published copy through `datasets.load_dataset` (downloaded once into the user's cache)."""
+    src = HUB[bench]
+    import datasets
+
+    kwargs: Dict[str, Any] = {"data_files": src.data_files, "split": "train"}
+    if src.revision:
+        kwargs["revision"] = src.revision
+    try:
+        ds = datasets.load_dataset(src.repo, **kwargs)
+    except Exception as e:  # datasets raises ConnectionError, FileNotFoundError, ValueError, ... here
+        why = " ".join(str(e).split())[:160]
+        raise UserError(f"{bench}: could not load {src.repo}@{(src.revision or 'main')[:12]} from the hub or the "
+                        f"local cache ({why}); pass --bench-dir DIR (or set {ENV_VAR}) with the published files"
+                        ) from None
+    where = f"{src.repo}/{src.data_files}"
+    return src.parse((f"{where}: row {i}", dict(row)) for i, row in enumerate(ds))
+
+
+def load_bench(bench: str, bench_dir: Optional[str] = None) -> Tuple[List[Prompt], Dict[str, Any]]:
+    """(prompts, source record). The local copy (--bench-dir or $MDLM_BENCH_DATA, the bench's folder
+    present) wins; else the hub source; a bench with neither is the usual 'no benchmark directory' error."""
+    BENCHES.get(bench)  # unknown names: did-you-mean error
+    value = bench_dir or os.environ.get(ENV_VAR)
+    if value:
+        root = resolve_bench_dir(value)
+        if bench not in HUB or (root / local_folder(bench)).exists():
+            return load_prompts(bench, root), {"kind": "local", "path": str(root)}
+    if bench in HUB:
+        return load_hub(bench), HUB[bench].record()
+    resolve_bench_dir(None)  # raises: no directory given
+    raise AssertionError("unreachable")
+
+
+def bench_status(bench: str, bench_dir: Optional[str] = None) -> Tuple[str, str]:
+    """(status, where) for `ls tasks`: local | cached | will download | missing."""
+    value = bench_dir or os.environ.get(ENV_VAR)
+    if value and Path(value).expanduser().is_dir():
+        root = Path(value).expanduser()
+        if (root / local_folder(bench)).exists():
+            try:
+                load_prompts(bench, root)
+                return "local", str(root / local_folder(bench))
+            except UserError:
+                return "local (unreadable)", str(root / local_folder(bench))
+    src = HUB.get(bench)
+    if src is None:
+        return "missing", f"--bench-dir/{local_folder(bench)} (or ${ENV_VAR})"
+    where = f"hub {src.repo}@{(src.revision or 'main')[:7]}"
+    if hub_cached(src):
+        return "cached", where
+    return ("missing (offline)" if _offline() else "will download"), where

@@ -10,7 +10,7 @@ import sys
 from typing import List, Optional
 
 from mdlm_bench import __version__
-from mdlm_bench.errors import UserError
+from mdlm_bench.errors import BUG_URL, EXIT_BUG, EXIT_INTERRUPTED, describe_known
 
 
 def _command_modules():
@@ -55,12 +55,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     try:
         rc = args._main(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
     except KeyboardInterrupt:
         print("\ninterrupted: finished rows are saved; run the same command again to resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as e:  # the boundary: known classes give one line, anything else is a bug
+        known = describe_known(e)
+        if known is None:
+            import traceback
+
+            traceback.print_exc()
+            print(f"error: internal error ({type(e).__name__}); this is a bug, please report it with the command "
+                  f"and the traceback above to {BUG_URL}", file=sys.stderr)
+            return EXIT_BUG
+        code, message = known
+        print(f"error: {' '.join(message.split())}", file=sys.stderr)
+        return code
     return int(rc or 0)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -18,10 +20,25 @@ class DecodeConfig:
     temperature: float = 0.0
     remasking: str = "low_confidence"
     threshold: Optional[float] = None  # confidence-threshold parallel decoding when set
+    cache: str = "none"  # none | prefix | dual: block-wise KV cache (see mdlm_bench.decode_cache)
+    parallel: Optional[str] = None  # threshold | factor | topk; None: fixed `steps` (threshold implied by it)
+    factor: Optional[float] = None  # the factor rule's f
+    parallel_k: Optional[int] = None  # tokens per step of the topk rule
     cfg_scale: float = 0.0
     suppress_eos: bool = False  # EOS/EoT logits -> -inf (no early end)
     eos_confidence_inf: bool = False  # EOS/EoT proposals get -inf confidence (committed last)
     record_steps: bool = False  # return the step at which each position was committed
+
+    # Fields added after run directories existed: left out of the digest while at their default, so
+    # those directories keep their digest.
+    _LATER = {"cache": "none", "parallel": None, "factor": None, "parallel_k": None}
+    _PARAMS = {"threshold": "threshold", "factor": "factor", "topk": "parallel_k"}
+    _DEFAULTS = {"threshold": 0.9, "factor": 1.0, "parallel_k": 2}
+
+    @property
+    def parallel_rule(self) -> Optional[str]:
+        """The parallel unmasking rule in force (None: LLaDA's fixed schedule of `steps`)."""
+        return self.parallel or ("threshold" if self.threshold is not None else None)
 
     def validate(self, prompt_len: int = 0, max_positions: Optional[int] = None) -> "DecodeConfig":
         if self.gen_length <= 0:
@@ -32,11 +49,37 @@ class DecodeConfig:
                 f"e.g. --block-length {self.gen_length}"
             )
         nb = self.gen_length // self.block_length
-        if self.threshold is None and (self.steps <= 0 or self.steps % nb != 0):
+        from mdlm_bench.decode_cache import CACHES  # registries are the source of truth
+        from mdlm_bench.decoding import PARALLEL
+
+        CACHES.get(self.cache)
+        rule = self.parallel_rule
+        if rule is not None:
+            PARALLEL.get(rule)
+            param = self._PARAMS.get(rule)
+            for name in set(self._PARAMS.values()) - {param}:
+                if getattr(self, name) is not None:
+                    raise UserError(f"{name} applies to --parallel {[k for k, v in self._PARAMS.items() if v == name][0]}, "
+                                    f"not --parallel {rule}; drop it or change the rule")
+            if param and getattr(self, param) is None:
+                setattr(self, param, self._DEFAULTS[param])
+        else:
+            for name in ("factor", "parallel_k"):
+                if getattr(self, name) is not None:
+                    raise UserError(f"{name} needs a parallel rule; add --parallel "
+                                    f"{'factor' if name == 'factor' else 'topk'}")
+        if self.factor is not None and self.factor <= 0:
+            raise UserError(f"factor must be positive, got {self.factor}")
+        if self.parallel_k is not None and self.parallel_k < 1:
+            raise UserError(f"parallel_k must be at least 1, got {self.parallel_k}")
+        if rule is None and (self.steps <= 0 or self.steps % nb != 0):
             raise UserError(
                 f"steps ({self.steps}) must be a positive multiple of the number of blocks ({nb} = gen_length / "
                 f"block_length); e.g. --steps {nb * max(1, self.steps // nb)}"
             )
+        if rule is None and self.steps > self.gen_length:
+            raise UserError(f"steps ({self.steps}) exceeds gen_length ({self.gen_length}): a step commits at least one "
+                            f"token; pass --steps {self.gen_length} or fewer")
         if self.threshold is not None and not (0.0 < self.threshold <= 1.0):
             raise UserError(f"threshold must lie in (0, 1], got {self.threshold}")
         if self.temperature < 0:
@@ -55,3 +98,21 @@ class DecodeConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def digest_dict(self) -> dict:
+        """to_dict without the later fields that hold their default (see _LATER)."""
+        return {k: v for k, v in asdict(self).items() if not (k in self._LATER and v == self._LATER[k])}
+
+
+def config_for_max_tokens(base: DecodeConfig, max_gen_toks: int) -> DecodeConfig:
+    """base with gen_length = max_gen_toks rounded up to a multiple of block_length, steps per token kept.
+
+    steps is rounded to the nearest positive multiple of the block count (the sampler's constraint).
+    """
+    if max_gen_toks < 1:
+        raise UserError(f"max_gen_toks must be positive, got {max_gen_toks}; fix the task's generation_kwargs")
+    bl = base.block_length
+    gen = math.ceil(max_gen_toks / bl) * bl
+    n_blocks = gen // bl
+    steps = n_blocks * max(1, round(base.steps * gen / base.gen_length / n_blocks))
+    return dataclasses.replace(base, gen_length=gen, steps=steps)

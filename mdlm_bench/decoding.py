@@ -6,9 +6,17 @@ per masked position (argmax of Gumbel-perturbed logits), a confidence per positi
 rule), then the most confident candidates in the current block are committed. A committed token is
 never changed by the sampler (perturbation hooks may move it: that is their job).
 
+How many candidates are committed per step: LLaDA's fixed schedule (`steps`), or a parallel
+unmasking rule from `PARALLEL` (threshold, factor, topk), which ends a block when it is filled.
+How the logits are computed: `decode_cache.CACHES` (none, prefix, dual). Under a cache, blocks
+advance in lockstep across the batch (a row that filled its block waits, without forward passes).
+
 Hook points (objects with any of these methods; see `Hook`):
     on_step_start(state)              before the forward pass
-    on_logits(state, logits)          logits [Ba, W, V] of the active rows, may be edited in place
+    on_logits(state, logits)          logits [Ba, W - lo, V] of the active rows for generated positions
+                                      [lo, W) = [state.window_start, block end): every position that can
+                                      be committed this step (lo is the first still-masked position);
+                                      may be edited in place
     on_commit(state, commit)          the proposal (Commit) before it is written; may be edited
     on_finish(state)                  after the last step (post-hoc operators)
 """
@@ -54,6 +62,40 @@ def _entropy(logits, x0, rand):
     return (logp.exp() * logp).sum(-1)  # negative entropy
 
 
+# --- parallel unmasking rules: how many of the ranked candidates to commit this step ----------
+# fn(conf [Ba, W] float32, -inf where not a candidate; n_cand [Ba] long; config) -> k [Ba] long in [0, n_cand],
+# at least 1 where n_cand > 0 (so every step makes progress). The top-k by confidence are committed.
+Parallel = Callable[[torch.Tensor, torch.Tensor, DecodeConfig], torch.Tensor]
+PARALLEL: Registry[Parallel] = Registry("parallel rule")
+
+
+def _at_least_one(k: torch.Tensor, n_cand: torch.Tensor) -> torch.Tensor:
+    return torch.where(n_cand > 0, torch.minimum(k.clamp(min=1), n_cand), n_cand)
+
+
+@PARALLEL.register("threshold")
+def _threshold(conf, n_cand, cfg):
+    """Every candidate whose confidence exceeds `threshold` (Fast-dLLM's threshold rule)."""
+    return _at_least_one((conf > cfg.threshold).sum(-1), n_cand)
+
+
+@PARALLEL.register("factor")
+def _factor(conf, n_cand, cfg):
+    """Fast-dLLM's factor rule: with confidences sorted c_1 >= c_2 >= ..., commit the largest n such that
+    (m + 1) * (1 - c_m) < factor for every m <= n (the first candidate always)."""
+    c = conf.sort(-1, descending=True).values
+    m = torch.arange(1, c.shape[-1] + 1, device=c.device, dtype=c.dtype)
+    ok = (m + 1) * (1 - c) < cfg.factor
+    ok[..., 0] = True
+    return _at_least_one(ok.long().cumprod(-1).sum(-1), n_cand)
+
+
+@PARALLEL.register("topk")
+def _topk(conf, n_cand, cfg):
+    """A fixed number `parallel_k` of the most confident candidates per step."""
+    return _at_least_one(torch.full_like(n_cand, int(cfg.parallel_k)), n_cand)
+
+
 def add_gumbel_noise(logits: torch.Tensor, temperature: float, uniform: torch.Tensor) -> torch.Tensor:
     """LLaDA's float64 Gumbel-max trick: argmax(exp(l) / (-log u)^T) samples softmax(l / T)."""
     if temperature == 0:
@@ -85,10 +127,12 @@ class DecodeState:
     seeds: List[int]
     step: int = 0
     total_steps: Optional[int] = None  # None under threshold decoding
-    steps_left: Optional[int] = None  # steps left in the current block, this one included (None: threshold)
+    steps_left: Optional[int] = None  # steps left in the current block, this one included (None: parallel rule)
     block_end: Optional[torch.Tensor] = None  # [B] gen-relative end of each row's current block
     nfe: Optional[torch.Tensor] = None  # [B] forward passes per row
     commit_step: Optional[torch.Tensor] = None  # [B, G] step of commit, -1 = not yet
+    window_start: int = 0  # lo: on_logits sees generated positions [lo, block end)
+    full_forwards: Optional[torch.Tensor] = None  # [B] forward passes over the whole canvas (cache refreshes)
     extras: Dict[str, object] = field(default_factory=dict)  # per-hook scratch space
 
     @property
@@ -121,6 +165,7 @@ class GenResult:
     nfe: int
     raw_ids: List[int]  # the whole generated region as decoded
     commit_step: Optional[List[int]] = None
+    full_nfe: Optional[int] = None  # forward passes over the whole canvas (= nfe without a cache)
 
 
 # --- the loop ---------------------------------------------------------------------------------
@@ -149,6 +194,8 @@ def left_pad(prompts: Sequence[Sequence[int]], pad_id: int, device) -> tuple:
 def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seeds: Optional[Sequence[int]] = None,
              hooks: Sequence[Hook] = ()) -> List[GenResult]:
     """Decode a batch. model: an MDLM; prompts: token-id lists; seeds: one per row (default 0)."""
+    from mdlm_bench.decode_cache import make_forward
+
     B = len(prompts)
     seeds = list(seeds) if seeds is not None else [0] * B
     if len(seeds) != B:
@@ -162,24 +209,30 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
     x = torch.cat([prompt_ids, torch.full((B, G), model.mask_id, dtype=torch.long, device=device)], 1)
     attn = torch.cat([prompt_mask, torch.ones((B, G), dtype=torch.bool, device=device)], 1)
     gens = _row_generators(seeds, device)
+    rule_name = cfg.parallel_rule
+    rule = PARALLEL.get(rule_name) if rule_name else None
     state = DecodeState(
         x=x, attention_mask=attn, prompt_len=P, config=cfg, mask_id=model.mask_id, eos_ids=model.eos_ids,
         slack_id=model.slack_id, seeds=seeds, nfe=torch.zeros(B, dtype=torch.long),
+        full_forwards=torch.zeros(B, dtype=torch.long),
         commit_step=torch.full((B, G), -1, dtype=torch.long, device=device),
-        total_steps=None if cfg.threshold is not None else cfg.steps,
+        total_steps=None if rule else cfg.steps,
     )
+    forward = make_forward(cfg.cache, model, P, cfg.cfg_scale)
+    lockstep_blocks = cfg.cache != "none"  # a cache is built per block, so rows share the block
     eos = torch.as_tensor(model.eos_ids, dtype=torch.long, device=device)
     cost = 2 if cfg.cfg_scale > 0 else 1
     all_rows = torch.arange(B, device=device)
-    steps_per_block = None if cfg.threshold is not None else cfg.steps // n_blocks
-    max_iters = cfg.steps if steps_per_block else G * 2 + n_blocks  # threshold commits >= 1 per step
+    steps_per_block = None if rule else cfg.steps // n_blocks
+    max_iters = cfg.steps if steps_per_block else G * 2 + n_blocks  # a parallel rule commits >= 1 per step
 
     positions = torch.arange(G, device=device)
     for it in range(max_iters):
         state.step = it
         if steps_per_block:
             # Lockstep blocks: every row's window is the same [0, W), so no per-row bookkeeping.
-            W = (it // steps_per_block + 1) * bl
+            blk = it // steps_per_block
+            W = (blk + 1) * bl
             if state.block_end is None or int(state.block_end[0]) != W:
                 state.block_end = torch.full((B,), W, dtype=torch.long, device=device)
             steps_left = steps_per_block - it % steps_per_block
@@ -190,9 +243,15 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
             alive = has.any(-1)
             if not alive.any():
                 break
-            state.block_end = (has.float().argmax(-1) + 1) * bl
+            first = has.float().argmax(-1)  # each row's first block with a masked position
+            if lockstep_blocks:
+                blk = int(first[alive].min())
+                alive &= first == blk  # rows past this block wait for the others
+                first = torch.full_like(first, blk)
+            state.block_end = (first + 1) * bl
             active = all_rows[alive]
             W = int(state.block_end[active].max())
+            blk = W // bl - 1
         block_end = state.block_end
         for h in hooks:
             h.on_step_start(state)
@@ -200,44 +259,50 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
         full = active.numel() == B
         xa = x if full else x[active]
         aa = attn if full else attn[active]
-        # The window [0, W) of the generated region holds every candidate position.
-        if cfg.cfg_scale > 0:
-            un = xa.clone()
-            un[:, :P][aa[:, :P]] = model.mask_id
-            both = model.logits(torch.cat([xa, un]), torch.cat([aa, aa]), keep_last=G)[:, :W]
-            cond, unc = both.chunk(2)
-            logits = unc + (cfg.cfg_scale + 1) * (cond - unc)
-        else:
-            logits = model.logits(xa, aa, keep_last=G)[:, :W]
+        # The window [lo, W) of the generated region holds every candidate position.
+        masked = xa[:, P:P + W] == model.mask_id
+        lo = min(int(masked.any(0).float().argmax()), blk * bl) if bool(masked.any()) else blk * bl
+        state.window_start = lo
+        logits, fresh = forward(xa, aa, active, lo, W, (blk * bl, (blk + 1) * bl))
         if full:
             state.nfe += cost
+            state.full_forwards += fresh.cpu() * cost
         else:
             state.nfe[active.cpu()] += cost
+            state.full_forwards[active.cpu()] += fresh.cpu() * cost
         for h in hooks:
             h.on_logits(state, logits)
         if cfg.suppress_eos and eos.numel():
             logits[..., eos] = -torch.inf
 
+        Wl = W - lo
         rows = active.tolist() if cfg.temperature > 0 or cfg.remasking == "random" else None
+        row_end = block_end[active].tolist() if rows is not None else None
+
+        def draw(shape_tail, dtype):
+            """Each row draws for its own gen positions [0, row's block end), so its noise does not depend on
+            its batch-mates; the slice [lo, W) is used (zeros past the row's block: never candidates)."""
+            out = []
+            for r, e in zip(rows, row_end):
+                u = torch.rand((e,) + shape_tail, generator=gens[r], dtype=dtype, device=device)[lo:]
+                if u.shape[0] < Wl:
+                    u = torch.cat([u, u.new_full((Wl - u.shape[0],) + shape_tail, 0.5)])
+                out.append(u)
+            return torch.stack(out)
+
         if cfg.temperature > 0:
-            V = logits.shape[-1]
-            u = torch.stack([torch.rand((W, V), generator=gens[r], dtype=torch.float64, device=device)
-                             for r in rows])
-            x0 = add_gumbel_noise(logits, cfg.temperature, u).argmax(-1)
+            x0 = add_gumbel_noise(logits, cfg.temperature, draw((logits.shape[-1],), torch.float64)).argmax(-1)
         else:
             x0 = logits.argmax(-1)
 
-        def rand(width, _rows=rows):
-            return torch.stack([torch.rand(width, generator=gens[r], device=device) for r in _rows])
-
-        conf = REMASKING.get(cfg.remasking)(logits, x0, rand)
+        conf = REMASKING.get(cfg.remasking)(logits, x0, lambda width: draw((), torch.float32))
         if cfg.eos_confidence_inf and eos.numel():
             conf = conf.masked_fill(torch.isin(x0, eos), -torch.inf)
         # Candidates: still-masked positions before the row's block end (earlier blocks included,
         # should a hook have re-masked something there).
-        cand = xa[:, P:P + W] == model.mask_id
+        cand = masked[:, lo:]
         if not steps_per_block:
-            cand &= positions[None, :W] < block_end[active][:, None]
+            cand = cand & (positions[None, lo:W] < block_end[active][:, None])
         conf = conf.to(torch.float32).masked_fill(~cand, -torch.inf)
 
         n_cand = cand.sum(-1)
@@ -246,7 +311,7 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
             # and still empties the block if a hook re-masked positions.
             k = torch.div(n_cand + steps_left - 1, steps_left, rounding_mode="floor")
         else:
-            k = torch.where(n_cand > 0, ((conf > cfg.threshold) & cand).sum(-1).clamp(min=1), n_cand)
+            k = rule(conf, n_cand, cfg)
         kmax = int(k.max()) if k.numel() else 0
         transfer = torch.zeros_like(cand)
         if kmax > 0:
@@ -254,6 +319,10 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
             keep = positions[None, :kmax] < k[:, None]
             transfer.scatter_(1, top, keep)
             transfer &= cand
+        if lo:  # hooks get the gen-relative window [0, W): the part left of lo holds no candidate
+            transfer = torch.cat([transfer.new_zeros((transfer.shape[0], lo)), transfer], 1)
+            x0 = torch.cat([xa[:, P:P + lo], x0], 1)
+            conf = torch.cat([conf.new_full((conf.shape[0], lo), -torch.inf), conf], 1)
         commit = Commit(rows=active, transfer=transfer, tokens=x0, confidence=conf)
         for h in hooks:
             h.on_commit(state, commit)
@@ -292,8 +361,9 @@ def _result(model, state: DecodeState, b: int) -> GenResult:
     ids = clean_ids(raw, model.eos_ids, [model.slack_id, model.mask_id, model.meta.pad_token_id])
     text = model.tokenizer.decode(ids, skip_special_tokens=True)
     cs = state.commit_step[b].tolist() if state.config.record_steps else None
-    return GenResult(token_ids=ids, text=text, nfe=int(state.nfe[b]), raw_ids=raw, commit_step=cs)
+    return GenResult(token_ids=ids, text=text, nfe=int(state.nfe[b]), raw_ids=raw, commit_step=cs,
+                     full_nfe=int(state.full_forwards[b]))
 
 
-__all__ = ["DecodeConfig", "DecodeState", "Commit", "Hook", "GenResult", "REMASKING", "generate", "left_pad",
+__all__ = ["DecodeConfig", "DecodeState", "Commit", "Hook", "GenResult", "REMASKING", "PARALLEL", "generate", "left_pad",
            "clean_ids", "add_gumbel_noise"]

@@ -11,11 +11,18 @@ cfg_scale, suppress_eos, eos_confidence_inf); a task contributes only `until` an
 max_gen_toks becomes gen_length, rounded up to a multiple of block_length, with steps scaled to keep the
 model_args' steps per token.
 
-`chat=True` (default) wraps each context as one user turn of the model's chat template. Contexts that lm-eval
-already templated (--apply_chat_template, through `apply_chat_template` below) are used as they are.
+`chat=True` (default) wraps each generation context as one user turn of the model's chat template.
+Log-likelihood requests score the raw context (tokenizer specials included), as LLaDA's eval_llada.py does;
+`loglikelihood_chat=true` templates them too. Contexts that lm-eval already templated (--apply_chat_template,
+through `apply_chat_template` below) are used as they are.
 
-loglikelihood is LLaDA's Monte Carlo estimate of the ELBO (mdlm_bench.likelihood), a lower bound, not the
-exact log-likelihood; is_greedy compares the continuation with greedy one-token-per-step unmasking.
+loglikelihood is LLaDA's Monte Carlo estimate of the ELBO (mdlm_bench.likelihood, mc_num=128 samples by default
+as in LLaDA), a lower bound, not the exact log-likelihood; is_greedy compares the continuation with greedy
+one-token-per-step unmasking. Trailing whitespace of the context moves to the continuation (context.rstrip(),
+as LLaDA's and lm-eval's _encode_pair). `pad_to=canvas` scores the continuation the way a fixed-canvas model
+was trained: followed by one EOS and padding (EOS or <slack>) up to `canvas` tokens, all of it scored;
+`pad_to=none` scores the continuation alone. The default comes from the checkpoint's mdlm_bench.json (the
+trainer records its canvas), else none.
 loglikelihood_rolling applies the same estimator to consecutive windows of the model's max positions
 (the last window gets the most context that fits) and sums them, so it too is a bound.
 """
@@ -24,7 +31,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import sys
 import typing
 from contextlib import contextmanager
@@ -32,29 +38,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lm_eval.api.model import LM
 
-from mdlm_bench.decode_config import DecodeConfig
+from mdlm_bench.decode_config import DecodeConfig, config_for_max_tokens  # noqa: F401 (re-exported)
 from mdlm_bench.errors import UserError, did_you_mean
 
 NAME = "mdlm"
+PAD_TO = ("canvas", "none")
 log = logging.getLogger(__name__)
 _DECODING_FIELDS = {f.name: f for f in dataclasses.fields(DecodeConfig)}
 
 
 # --- pure helpers -------------------------------------------------------------------------------
-def config_for_max_tokens(base: DecodeConfig, max_gen_toks: int) -> DecodeConfig:
-    """base with gen_length = max_gen_toks rounded up to a multiple of block_length, steps per token kept.
-
-    steps is rounded to the nearest positive multiple of the block count (the sampler's constraint).
-    """
-    if max_gen_toks < 1:
-        raise UserError(f"max_gen_toks must be positive, got {max_gen_toks}; fix the task's generation_kwargs")
-    bl = base.block_length
-    gen = math.ceil(max_gen_toks / bl) * bl
-    n_blocks = gen // bl
-    steps = n_blocks * max(1, round(base.steps * gen / base.gen_length / n_blocks))
-    return dataclasses.replace(base, gen_length=gen, steps=steps)
-
-
 def cut_at_stops(text: str, until: Sequence[str]) -> str:
     """Text up to the earliest occurrence of any non-empty stop string."""
     cut = len(text)
@@ -125,15 +118,16 @@ class MDLMEvalLM(LM):
     """
 
     def __init__(self, pretrained: Optional[str] = None, model=None, decoding=None, batch_size=16,
-                 chat: bool = True, seed: int = 0, mc_num: int = 64, mc_batch_size: int = 32, dtype="auto",
+                 chat: bool = True, seed: int = 0, mc_num: int = 128, mc_batch_size: int = 32, dtype="auto",
                  device="auto", row_hook=None, trust_remote_code: bool = False, allow_pickle: bool = False,
-                 max_batch_size=None, **model_args):
+                 max_batch_size=None, loglikelihood_chat: bool = False, pad_to: Optional[str] = None,
+                 canvas: Optional[int] = None, **model_args):
         super().__init__()
         unknown = sorted(set(model_args) - set(_DECODING_FIELDS))
         if unknown:
             valid = sorted(set(_DECODING_FIELDS) | {"pretrained", "batch_size", "chat", "seed", "mc_num",
                                                       "mc_batch_size", "dtype", "device", "trust_remote_code",
-                                                      "allow_pickle"})
+                                                      "allow_pickle", "loglikelihood_chat", "pad_to", "canvas"})
             raise UserError(f"unknown model arg '{unknown[0]}'{did_you_mean(unknown[0], valid)} for --model "
                             f"{NAME}; fix --model_args")
         self.decoding = decoding_from_args(decoding, model_args)
@@ -155,8 +149,40 @@ class MDLMEvalLM(LM):
                                allow_pickle=_as_bool("allow_pickle", allow_pickle))
         self.mdlm = model
         self._device = model.device
+        self.loglikelihood_chat = _as_bool("loglikelihood_chat", loglikelihood_chat)
+        self.pad_to, self.canvas, self._canvas_fill = self._canvas_settings(pad_to, canvas)
         self._templated: set = set()  # contexts produced by our apply_chat_template (already templated)
         self._warned: set = set()
+
+    def _canvas_settings(self, pad_to, canvas) -> Tuple[str, Optional[int], Optional[int]]:
+        """(pad_to, canvas length, fill token id) from the model args, defaulting to the checkpoint's metadata."""
+        meta = getattr(self.mdlm, "meta", None)
+        mode = str(pad_to if pad_to is not None else getattr(meta, "pad_to", "none") or "none").strip().lower()
+        if mode not in PAD_TO:
+            raise UserError(f"model arg pad_to={pad_to!r}{did_you_mean(mode, PAD_TO)} is not one of "
+                            f"{', '.join(PAD_TO)}; fix --model_args")
+        if mode == "none":
+            return mode, None, None
+        n = _coerce("canvas", canvas, int) if canvas is not None else getattr(meta, "canvas", None)
+        if not n or n < 1:
+            raise UserError("pad_to=canvas needs the trained canvas length: this checkpoint's mdlm_bench.json has "
+                            "none; pass --model_args canvas=N (the recipe's canvas) or pad_to=none")
+        if not self.mdlm.eos_ids:
+            raise UserError("pad_to=canvas needs an EOS token and the checkpoint declares none; use pad_to=none")
+        eos = self.mdlm.eos_ids[0]
+        fill = self.mdlm.slack_id if getattr(meta, "canvas_pad_with", "eos") == "slack" else None
+        return mode, int(n), fill if fill is not None else eos
+
+    def pad_continuation(self, target: List[int]) -> List[int]:
+        """pad_to=canvas: target + one EOS + fill up to the canvas (unchanged when it does not fit)."""
+        if self.pad_to != "canvas":
+            return target
+        if len(target) >= self.canvas:
+            self._warn_once("canvas", "continuations of %d+ tokens do not fit the trained canvas of %d tokens "
+                            "and are scored unpadded", self.canvas, self.canvas)
+            return target
+        eos = self.mdlm.eos_ids[0]
+        return list(target) + [eos] + [self._canvas_fill] * (self.canvas - len(target) - 1)
 
     @staticmethod
     def _device_name(device) -> str:
@@ -209,11 +235,11 @@ class MDLMEvalLM(LM):
         return text
 
     # --- encoding ------------------------------------------------------------------------------
-    def _prefix(self, context: str) -> Tuple[str, bool]:
+    def _prefix(self, context: str, chat: Optional[bool] = None) -> Tuple[str, bool]:
         """(text the model sees before the continuation, whether the tokenizer adds its specials)."""
         if context in self._templated:
             return context, False
-        if self.chat:
+        if self.chat if chat is None else chat:
             return self.mdlm.chat_prompt([{"role": "user", "content": context}]), False
         return context, True
 
@@ -224,12 +250,13 @@ class MDLMEvalLM(LM):
         return self._encode(*self._prefix(context))
 
     def encode_pair(self, context: str, continuation: str) -> Tuple[List[int], List[int]]:
-        """(prompt ids, continuation ids); trailing context spaces move to the continuation (lm-eval's rule)."""
-        n_space = len(context) - len(context.rstrip(" "))
-        if n_space and context.strip():
+        """(prompt ids, continuation ids); trailing context whitespace moves to the continuation (rstrip(), as
+        LLaDA's and lm-eval's _encode_pair). The context is raw unless loglikelihood_chat is set."""
+        n_space = len(context) - len(context.rstrip())
+        if n_space:
             continuation = context[-n_space:] + continuation
             context = context[:-n_space]
-        prefix, specials = self._prefix(context)
+        prefix, specials = self._prefix(context, self.loglikelihood_chat)
         ctx = self._encode(prefix, specials)
         whole = self._encode(prefix + continuation, specials)
         if whole[:len(ctx)] == ctx:
@@ -261,6 +288,7 @@ class MDLMEvalLM(LM):
         pairs = []
         for req in requests:
             prompt, target = self.encode_pair(*req.args)
+            target = self.pad_continuation(target)
             pairs.append((self._fit(prompt, len(target), "a continuation"), target))
         est = self._mc(pairs)
         greedy = greedy_matches(self.mdlm, pairs, batch_size=self.mc_batch_size, cfg_scale=self.decoding.cfg_scale)
@@ -358,8 +386,11 @@ def _progress(desc: str, total: int):
     from rich.errors import LiveError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from rich.console import Console
+
+    # stderr: a bar on stdout leaves a blank line there on every stop when stdout is not a terminal
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   transient=True)
+                   transient=True, console=Console(stderr=True))
     try:
         if total <= 0:
             raise LiveError("nothing to show")

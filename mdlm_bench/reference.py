@@ -109,30 +109,34 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     drops = [(index[(m, 0.0)], index[(m, f)], index[(focus, 0.0)], index[(focus, f)]) for m in others
              for f in fr if f > 0]
     drop_what = [f"drop @{f * 100:g}%: {m} → {focus}" for m in others for f in fr if f > 0]
+    both = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
+    question = (f"How do {both} compare on {', '.join(ref.tasks)} exact match, and how much does each "
+                f"lose when {', '.join(f'{f * 100:g}%' for f in fr if f > 0)} of generated tokens are displaced?")
     report = build_report(run_dirs, [out / label for label in names], report_out, labels=labels, comparisons=pairs,
-                          console=console)
-    headline = pooled_headline(run_dirs, labels, pairs, what, drops=drops, drop_what=drop_what)
-    headline["claims"] = paper_claims(headline, focus, others, [f for f in fr])
+                          names=what, question=question, console=console)
+    headline = dict(report["headline"])
+    headline["drops"] = drop_comparisons(run_dirs, labels, drops, drop_what)
+    headline["claims"] = paper_claims(headline, focus, others, list(fr))
     from mdlm_bench.io import atomic_write_text, write_json
+    from mdlm_bench.report.render import print_headline, table_markdown
+    from mdlm_bench.report.tables import headline_table
 
     write_json(report_out / "headline.json", headline)
-    atomic_write_text(report_out / "headline.md", headline_markdown(headline))
-    print_headline(headline, Console())
+    atomic_write_text(report_out / "headline.md", table_markdown(headline_table(report), "##")
+                      + drops_markdown(headline))
+    print_headline(report, Console())
+    print_drops(headline, Console())
     n = headline["comparisons"][0]["n"] if headline["comparisons"] else 0
     console.print(f"{n} paired rows per comparison; per-task tables, sweeps and plots are in the report.")
     console.print(f"\nHTML report: [bold]{report_out / 'report.html'}[/bold]", soft_wrap=True)
     return 0
 
 
-def pooled_headline(run_dirs: List[Path], labels: List[str], pairs: List[tuple], what: List[str],
-                    metric: str = "exact_match", drops: Optional[List[tuple]] = None,
-                    drop_what: Optional[List[str]] = None) -> dict:
-    """Each comparison pooled over every task: rows paired by (task, uid, seed), the mean difference with
-    its paired bootstrap CI, McNemar (binary) and Holm / BH over the comparisons shown.
-
-    drops: (a0, af, b0, bf) run indices: per row, A's drop a0 - af against B's drop b0 - bf (rows present in
-    all four runs), reported as B's drop minus A's drop (negative: B loses less) with a paired permutation
-    test; these share the Holm / BH family with the comparisons."""
+def drop_comparisons(run_dirs: List[Path], labels: List[str], drops: List[tuple], what: List[str],
+                     metric: str = "exact_match") -> List[dict]:
+    """Drop under shift, paired: for (a0, af, b0, bf) run indices, per row (task, uid, seed) present in all
+    four runs, A's drop a0 - af against B's drop b0 - bf. Reported as B's drop minus A's drop (negative: B
+    loses less) with its paired bootstrap CI and a paired permutation test; Holm / BH over these rows."""
     import numpy as np
 
     from mdlm_bench import stats
@@ -140,33 +144,22 @@ def pooled_headline(run_dirs: List[Path], labels: List[str], pairs: List[tuple],
 
     scores = []
     for d in run_dirs:
-        rows = load_generations(d)
-        scores.append({row_key(r): float(r["metrics"][metric]) for r in rows if metric in (r.get("metrics") or {})})
+        scores.append({row_key(r): float(r["metrics"][metric]) for r in load_generations(d)
+                       if metric in (r.get("metrics") or {})})
     out = []
-    for (ia, ib), desc in zip(pairs, what):
-        pr = stats.pair(scores[ia], scores[ib])
-        ci = stats.paired_bootstrap_ci(pr.a, pr.b, n_resamples=5000)
-        binary = stats.infer_binary(np.concatenate([pr.a, pr.b]))
-        p = stats.mcnemar_test(pr.a, pr.b).p if binary else stats.paired_permutation_p(pr.a, pr.b)
-        out.append({"comparison": desc, "a": labels[ia], "b": labels[ib], "n": pr.n_both, **pr.counts(), "a_mean": float(pr.a.mean()),
-                    "b_mean": float(pr.b.mean()), "diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high,
-                    "ci_method": ci.method, "test": "mcnemar" if binary else "permutation", "p": p})
-    drop_rows = []
-    for (a0, af, b0, bf), desc in zip(drops or [], drop_what or []):
+    for (a0, af, b0, bf), desc in zip(drops, what):
         keys = sorted(set(scores[a0]) & set(scores[af]) & set(scores[b0]) & set(scores[bf]), key=repr)
         da = np.array([scores[a0][k] - scores[af][k] for k in keys])
         db = np.array([scores[b0][k] - scores[bf][k] for k in keys])
         ci = stats.paired_bootstrap_ci(da, db, n_resamples=5000)
-        drop_rows.append({"comparison": desc, "a": labels[a0].split(" @")[0], "b": labels[b0].split(" @")[0],
-                          "n": len(keys), "a_drop": float(da.mean()), "b_drop": float(db.mean()),
-                          "diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, "ci_method": ci.method,
-                          "test": "permutation", "p": stats.paired_permutation_p(da, db)})
-    allp = out + drop_rows
-    adj = stats.correct_pvalues([c["p"] for c in allp])
-    for c, holm, bh in zip(allp, adj["holm"], adj["fdr_bh"]):
+        out.append({"comparison": desc, "a": labels[a0].split(" @")[0], "b": labels[b0].split(" @")[0],
+                    "metric": metric, "n": len(keys), "a_drop": float(da.mean()), "b_drop": float(db.mean()),
+                    "diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, "ci_method": ci.method,
+                    "test": "permutation", "p": stats.paired_permutation_p(da, db)})
+    adj = stats.correct_pvalues([c["p"] for c in out])
+    for c, holm, bh in zip(out, adj["holm"], adj["fdr_bh"]):
         c.update(p_holm=holm, p_bh=bh, significant=holm is not None and holm < 0.05)
-    return {"metric": metric, "pooled_over": "every task, paired by (task, uid, seed)", "comparisons": out,
-            "drops": drop_rows}
+    return out
 
 
 def paper_claims(headline: dict, focus: str, others: List[str], fractions: List[float]) -> List[dict]:
@@ -179,13 +172,13 @@ def paper_claims(headline: dict, focus: str, others: List[str], fractions: List[
     def level(f):
         return f"{f * 100:g}%"
 
-    comp = {c["comparison"]: c for c in headline["comparisons"]}
+    comp = {c["comparison"]: c for c in headline["comparisons"] if c.get("metric", "exact_match") == "exact_match"}
     drops = {c["comparison"]: c for c in headline.get("drops", [])}
     out = []
     a_hold, a_opp = [], []
     for f in fractions:
         cs = [comp[f"{m} → {focus}, both @{level(f)}"] for m in others]
-        if all(c["significant"] and c["diff"] > 0 for c in cs):
+        if all(c["significant"] and c["diff"] > 0 for c in cs):  # Holm over the headline rows
             a_hold.append(level(f))
         if any(c["significant"] and c["diff"] < 0 for c in cs):
             a_opp.append(level(f))
@@ -218,48 +211,29 @@ def claims_text(claims: List[dict]) -> List[str]:
     return lines
 
 
-def print_headline(headline: dict, console) -> None:
-    """The compact table: one row per comparison, pooled over tasks."""
+def drops_markdown(headline: dict) -> str:
+    lines = ["", "Drop under shift (level 0 minus the shifted level; B − A < 0 means B loses less; Holm over "
+             "these rows):", "", "| A → B | paired rows | A drop | B drop | B − A [95% CI] | p (Holm) | |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for c in headline.get("drops", []):
+        lines.append(f"| {c['comparison']} | {c['n']} | {c['a_drop']:+.3f} | {c['b_drop']:+.3f} | "
+                     f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_holm']:.3g} | "
+                     f"{'significant' if c['significant'] else 'not significant'} |")
+    lines += [""] + [f"- {x}" for x in claims_text(headline.get("claims", []))]
+    return "\n".join(lines) + "\n"
+
+
+def print_drops(headline: dict, console) -> None:
     from rich.table import Table
 
-    t = Table(title=f"reference experiment: {headline['metric']} pooled over tasks (paired; Holm over rows)")
+    t = Table(title="drop under shift (level 0 minus shifted level), paired; B − A < 0: B loses less")
     t.add_column("A → B", justify="left")
-    for col in ("A", "B", "B - A (95% CI)", "p Holm", "sig."):
+    for col in ("A drop", "B drop", "B − A (95% CI)", "p Holm", "sig."):
         t.add_column(col, justify="right", no_wrap=True)
-    for c in headline["comparisons"]:
-        t.add_row(c["comparison"], f"{c['a_mean']:.3f}", f"{c['b_mean']:.3f}",
+    for c in headline.get("drops", []):
+        t.add_row(c["comparison"], f"{c['a_drop']:+.3f}", f"{c['b_drop']:+.3f}",
                   f"{c['diff']:+.3f} ({c['ci_low']:+.2f}, {c['ci_high']:+.2f})", f"{c['p_holm']:.2g}",
                   "[green]yes[/green]" if c["significant"] else "no")
     console.print(t)
-    if headline.get("drops"):
-        t = Table(title="drop under shift (level 0 minus shifted level), paired; B − A < 0: B loses less")
-        t.add_column("A → B", justify="left")
-        for col in ("A drop", "B drop", "B − A (95% CI)", "p Holm", "sig."):
-            t.add_column(col, justify="right", no_wrap=True)
-        for c in headline["drops"]:
-            t.add_row(c["comparison"], f"{c['a_drop']:+.3f}", f"{c['b_drop']:+.3f}",
-                      f"{c['diff']:+.3f} ({c['ci_low']:+.2f}, {c['ci_high']:+.2f})", f"{c['p_holm']:.2g}",
-                      "[green]yes[/green]" if c["significant"] else "no")
-        console.print(t)
     for line in claims_text(headline.get("claims", [])):
         console.print(line.replace("**", ""), soft_wrap=True)
-
-
-def headline_markdown(headline: dict) -> str:
-    lines = [f"| A → B | paired rows | A {headline['metric']} | B | B − A [95% CI] | p (Holm) | |",
-             "|---|---:|---:|---:|---:|---:|---|"]
-    for c in headline["comparisons"]:
-        lines.append(f"| {c['comparison']} | {c['n']} | {c['a_mean']:.3f} | {c['b_mean']:.3f} | "
-                     f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_holm']:.3g} | "
-                     f"{'significant' if c['significant'] else 'not significant'} |")
-    if headline.get("drops"):
-        lines += ["", "Drop under shift (level 0 minus the shifted level; B − A < 0 means B loses less):", "",
-                  "| A → B | paired rows | A drop | B drop | B − A [95% CI] | p (Holm) | |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
-        for c in headline["drops"]:
-            lines.append(f"| {c['comparison']} | {c['n']} | {c['a_drop']:+.3f} | {c['b_drop']:+.3f} | "
-                         f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_holm']:.3g} | "
-                         f"{'significant' if c['significant'] else 'not significant'} |")
-    if headline.get("claims"):
-        lines += [""] + [f"- {x}" for x in claims_text(headline["claims"])]
-    return "\n".join(lines) + "\n"

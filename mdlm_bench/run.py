@@ -8,6 +8,7 @@ generations.jsonl equals a single-process run's.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -20,7 +21,7 @@ from mdlm_bench.config import from_dict
 from mdlm_bench.decode_config import DecodeConfig
 from mdlm_bench.errors import UserError
 from mdlm_bench.io import JsonlAppender, atomic_write_text, read_jsonl, repair_jsonl, write_json
-from mdlm_bench.rundir import CONFIG, GENERATIONS, METRICS, read_config, write_config
+from mdlm_bench.rundir import CONFIG, GENERATIONS, METRICS, locked, mark_dir, read_config, write_config
 
 Key = Tuple[str, str, int]
 # Fields that decide what each row contains; limit, seeds, batch size, device and paths only decide
@@ -46,19 +47,19 @@ class RunConfig:
     trust_remote_code: bool = False
     allow_pickle: bool = False
 
-    def decode_config(self) -> DecodeConfig:
-        return from_dict(DecodeConfig, self.decoding, "decoding settings").validate()
+    def decode_config(self, where: str = "decoding settings") -> DecodeConfig:
+        return from_dict(DecodeConfig, self.decoding, where).validate()
 
-    def spec(self):
+    def spec(self, where: str = "perturbation"):
         if not self.perturbation:
             return None
         from mdlm_bench.perturb import PerturbSpec
 
-        return from_dict(PerturbSpec, self.perturbation, "perturbation").validate()
+        return from_dict(PerturbSpec, self.perturbation, where).validate()
 
     def digest(self) -> str:
         d = asdict(self)
-        d["decoding"] = self.decode_config().to_dict()  # defaults filled in: same settings, same digest
+        d["decoding"] = self.decode_config().digest_dict()  # defaults filled in: same settings, same digest
         return make_digest({k: d[k] for k in OUTPUT_FIELDS})
 
 
@@ -276,8 +277,18 @@ def _run_multi_turn(decoder: RowDecoder, task: str, prompts: List[dict], config:
 
 # --- orchestration -----------------------------------------------------------------------------------
 def check_run_dir(out: Path, digest: str, overwrite: bool) -> bool:
-    """Refuse to mix configs in one run directory unless --overwrite; True if it must be cleared."""
-    prev = read_config(out) if (out / CONFIG).exists() else None
+    """Refuse a directory of another kind, and a run with another config unless --overwrite; True if it
+    must be cleared. Reads only."""
+    from mdlm_bench.rundir import claim_dir
+
+    if not claim_dir(out, "run", overwrite):
+        return False
+    try:
+        prev = read_config(out) if (out / CONFIG).exists() else None
+    except UserError:  # a damaged config.json of a run directory: --overwrite (which the message offers) clears it
+        if overwrite:
+            return True
+        raise
     if prev is None or prev.get("digest") == digest:
         return False
     if not overwrite:
@@ -359,10 +370,12 @@ def execute(cfg: RunConfig, out: Path, overwrite: bool = False, console=None) ->
     """Run `cfg` into `out`; returns the metrics dict (also written to metrics.json)."""
     from mdlm_bench.dist import current
     from mdlm_bench.models import load_model
-    from mdlm_bench.progress import make_progress
     from mdlm_bench.tasks import resolve
 
     dist = current()
+    from_dict(RunConfig, asdict(cfg), "run config")  # types of a config built in Python, too
+    if not cfg.tasks:
+        raise UserError("no tasks given; pass --tasks synth_copy (see 'mdlm-bench ls tasks')")
     tasks = resolve(cfg.tasks)
     dec = cfg.decode_config()
     cfg.spec()
@@ -372,29 +385,46 @@ def execute(cfg: RunConfig, out: Path, overwrite: bool = False, console=None) ->
         raise UserError(f"--limit must be at least 1, got {cfg.limit}")
     if cfg.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {cfg.batch_size}")
-    bench_dir, prompt_sets = None, {}
+    bench_dir, prompt_sets, bench_sources = None, {}, {}
     if any(t.kind == "open-ended" for t in tasks):
-        from mdlm_bench.benchdata import load_prompts, resolve_bench_dir
+        from mdlm_bench.benchdata import load_bench
 
-        bench_dir = resolve_bench_dir(cfg.bench_dir)
         for t in tasks:
             if t.kind == "open-ended":  # read (and check) every prompt file before anything is written
-                prompts = load_prompts(t.name, bench_dir)
+                prompts, bench_sources[t.name] = load_bench(t.name, cfg.bench_dir)
+                bench_dir = bench_sources[t.name].get("path", bench_dir)
                 for i, p in enumerate(prompts):
                     p["_index"] = i
                 prompt_sets[t.name] = prompts[: cfg.limit] if cfg.limit else prompts
     out = Path(out).resolve()
     digest = cfg.digest()
-    must_clear = check_run_dir(out, digest, overwrite) if dist.main else False
+    if dist.main:
+        check_run_dir(out, digest, overwrite)
     model = load_model(cfg.model, dtype=cfg.dtype, device=dist.device(cfg.device),
                        trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
     dec.validate(1, model.max_positions)  # room for at least one prompt token
+    with contextlib.ExitStack() as stack:
+        if dist.main:  # checked again under the lock: another writer may have started in between
+            stack.enter_context(locked(out, "run directory"))
+            must_clear = check_run_dir(out, digest, overwrite)
+        return _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt_sets,
+                               must_clear if dist.main else False, console, bench_sources)
+
+
+def _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt_sets, must_clear, console,
+                    bench_sources=None):
+    from mdlm_bench.progress import make_progress
+
     if dist.main:
         if must_clear:
             clear_run_dir(out)
+            if console is not None:
+                console.print(f"--overwrite: replacing the run in {out}", soft_wrap=True)
+        mark_dir(out, "run")
         resolved = asdict(cfg)
         resolved["resolved_paths"] = {"out": str(out), "model": model.name,
                                       "bench_dir": str(bench_dir) if bench_dir else None}
+        resolved["bench_sources"] = bench_sources  # local directory, or hub id and pinned revision
         write_config(out, "run", resolved, digest)
         if console is not None:
             console.print(f"run directory: [bold]{out}[/bold]", soft_wrap=True)
@@ -405,16 +435,20 @@ def execute(cfg: RunConfig, out: Path, overwrite: bool = False, console=None) ->
     updates: Dict[Key, dict] = {}
     lm_names = [t.name for t in tasks if t.kind == "lm-eval"]
     lm = None
-    if lm_names:
-        from mdlm_bench.lm_eval import MDLMEvalLM
-
-        lm = MDLMEvalLM(model=model, decoding=dec, batch_size=cfg.batch_size, chat=cfg.chat, row_hook=decoder)
     if progress:
         progress.start()
     try:
         for seed in cfg.seeds:
             decoder.seed = int(seed)
             if lm_names:
+                from mdlm_bench.synth_rows import predecode
+
+                predecode(decoder, lm_names, dec, cfg.limit)  # first rows before lm-eval is imported
+                if lm is None:
+                    from mdlm_bench.lm_eval import MDLMEvalLM
+
+                    lm = MDLMEvalLM(model=model, decoding=dec, batch_size=cfg.batch_size, chat=cfg.chat,
+                                    row_hook=decoder)
                 updates.update(_lm_eval_pass(lm, lm_names, cfg))
             for name, prompts in prompt_sets.items():
                 run_open_ended(decoder, name, prompts, dec)

@@ -176,7 +176,10 @@ def judge_levels(judge, out: Path, fractions: List[float], console=None) -> Dict
         if f == 0.0:
             continue
         opts = JudgeOptions(bench="pairwise", run_dir=str(level_dir(out, f)), baseline=str(level_dir(out, 0.0)))
-        s = judge_run(judge, opts, console=console, show_progress=console is not None)
+        from mdlm_bench.rundir import judging
+
+        with judging(level_dir(out, f)):
+            s = judge_run(judge, opts, console=console, show_progress=console is not None)
         results[f] = {k: s.get(k) for k in ("score", "ci", "ci_level", "wins", "ties", "losses",
                                             "position_consistency", "parse_failure_rate", "judge_model",
                                             "complete")}
@@ -186,10 +189,24 @@ def judge_levels(judge, out: Path, fractions: List[float], console=None) -> Dict
 def execute_sweep(cfg: SweepConfig, out: Path, overwrite: bool = False, console=None, judge=None) -> dict:
     """Decode every level (resuming rows already done), judge levels against level 0 when a judge
     endpoint is given, then write sweep.json and sweep.png."""
-    from mdlm_bench.rundir import load_generations
+    import contextlib
+
+    from mdlm_bench.dist import current
+    from mdlm_bench.rundir import claim_dir, locked, mark_dir
 
     cfg.validate()
     out = Path(out).resolve()
+    with contextlib.ExitStack() as stack:
+        if current().main:
+            claim_dir(out, "sweep", overwrite)
+            stack.enter_context(locked(out, "sweep directory"))
+            mark_dir(out, "sweep")
+        return _execute_sweep_locked(cfg, out, overwrite, console, judge)
+
+
+def _execute_sweep_locked(cfg: SweepConfig, out: Path, overwrite: bool, console, judge) -> dict:
+    from mdlm_bench.rundir import load_generations
+
     level_rows: Dict[float, List[dict]] = {}
     for f in cfg.fractions:
         if console is not None:

@@ -81,7 +81,10 @@ def all_task_names() -> List[str]:
 def resolve(names: List[str]) -> List[TaskInfo]:
     """Check task names (did-you-mean on typos) and say which kind each is."""
     from mdlm_bench.benchdata import BENCHES
+    from mdlm_bench.synth_rows import known
 
+    if known(names):  # bundled synth tasks: no need to import lm-eval just to check the names
+        return [TaskInfo(n, "lm-eval", f"tasks/{n}.yaml", True) for n in names]
     lm = {t.name: t for t in lm_eval_tasks()}
     out = []
     for n in names:

@@ -138,10 +138,80 @@ def world(tmp_path_factory, tiny_path) -> World:
         _judge_run(root / "j_base", "arena-hard-v0.1", prompts)
         _judge_run(root / "j_partial", "arena-hard-v0.1", prompts, skip={prompts[0]["uid"], prompts[1]["uid"]})
         _judge_run(root / "j_other", "arena-hard-v0.1", prompts, skip={prompts[3]["uid"]})
+    _issue12_world(root, tiny_path)
     protected = sorted(p for p in root.rglob("*") if p.is_file())
     with JudgeServer(lifetime_s=600) as srv:
         yield World(root, Path(tiny_path), srv.url, protected)
         assert len(srv.requests) == 0, "a bad input reached the judge endpoint"
+
+
+def _damaged_checkpoints(root: Path, tiny: Path) -> None:
+    """Copies of the tiny checkpoint, each damaged in one way a download or a hand edit can damage it."""
+    def copy(name, damage):
+        d = root / name
+        shutil.copytree(tiny, d)
+        damage(d)
+
+    def edit_json(name, fn):
+        def damage(d):
+            p = d / name
+            p.write_text(json.dumps(fn(json.loads(p.read_text()))))
+        return damage
+
+    weights = lambda d: d / "model.safetensors"  # noqa: E731
+    copy("ckpt", lambda d: None)
+    copy("ck_truncated", lambda d: weights(d).write_bytes(weights(d).read_bytes()[:1000]))
+    copy("ck_zero_bytes", lambda d: weights(d).write_bytes(b""))
+    copy("ck_cfg_invalid", lambda d: (d / "config.json").write_text("{not json"))
+    copy("ck_cfg_list", lambda d: (d / "config.json").write_text("[1, 2]"))
+    copy("ck_cfg_no_hidden", edit_json("config.json", lambda c: {k: v for k, v in c.items() if k != "hidden_size"}))
+    copy("ck_no_mask_id", edit_json("mdlm_bench.json", lambda c: {k: v for k, v in c.items() if k != "mask_token_id"}))
+    copy("ck_mask_oov", edit_json("mdlm_bench.json", lambda c: {**c, "mask_token_id": 10 ** 6}))
+    copy("ck_meta_type", edit_json("mdlm_bench.json", lambda c: {**c, "mask_token_id": "2"}))
+
+
+def _issue12_world(root: Path, tiny: Path) -> None:
+    """Inputs of the issue-12 sweep: typed-config mistakes, damaged files, paths under files."""
+    import yaml
+
+    _damaged_checkpoints(root, tiny)
+    run_cfg = json.loads((root / "run" / "config.json").read_text())["config"]
+    base = {k: run_cfg[k] for k in ("model", "tasks", "decoding", "seeds", "limit")}
+    configs = {
+        "cfg_gen_word": {**base, "decoding": {**DEC, "gen_length": "sixteen"}},
+        "cfg_limit_word": {**base, "limit": "two"},
+        "cfg_seeds_str": {**base, "seeds": "0,1"},  # otherwise R's own config
+        "cfg_tasks_str": {**base, "tasks": "synth_copy"},
+        "cfg_tasks_empty": {**base, "tasks": []},
+        "cfg_batch_float": {**base, "batch_size": 1.5},
+        "cfg_chat_str": {**base, "chat": "yes"},
+    }
+    for name, cfg in configs.items():
+        (root / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    specs = {"spec_fraction_yes": "operator: shift\nfraction: yes\n",
+             "spec_distance_null": "operator: shift\nfraction: 0.1\ndistance: null\n",
+             "spec_operator_int": "operator: 5\nfraction: 0.1\n",
+             "spec_sweep_abc": "operator: shift\nfraction: 0.1\nsweep:\n  fractions: abc\n",
+             "spec_window_str": "operator: shift\nfraction: 0.1\nschedule: window\nwindow: late\n"}
+    for name, text in specs.items():
+        (root / f"{name}.yaml").write_text(text)
+    (root / "recipe_lr_nan.yaml").write_text(yaml.safe_dump(TRAIN).replace("lr: 0.003", "lr: .nan"))
+    (root / "recipe_warmup_neg.yaml").write_text(yaml.safe_dump({**TRAIN, "warmup_steps": -5}))
+    (root / "recipe_steps_str.yaml").write_text(yaml.safe_dump({**TRAIN, "steps": "100"}))
+    (root / "prompts_latin1.jsonl").write_bytes('{"prompt": "caf\xe9"}\n'.encode("latin-1"))
+    (root / "prompts_seed_x.jsonl").write_text('{"prompt": "abc", "seed": "x"}\n')
+    (root / "alpaca_latin1.json").write_bytes('[{"instruction": "caf\xe9", "output": "x"}]'.encode("latin-1"))
+    (root / "alpaca_ok.json").write_text('[{"instruction": "say hi", "output": "hi", "generator": "g"}]')
+    (root / "ah_latin1.jsonl").write_bytes((json.dumps({"uid": "u1", "messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": {"answer": "A"}}]}) + "\n")
+        .replace("q", "caf\xe9").encode("latin-1"))
+    (root / "ah_no_choices.jsonl").write_text(json.dumps({"uid": "u1", "messages": [
+        {"role": "user", "content": "q"}], "choices": []}) + "\n")
+    (root / "a_file").write_text("not a directory\n")
+    (root / "judge_list.yaml").write_text("- base_url\n- model\n")
+    (root / "judge_types.yaml").write_text("base_url: http://127.0.0.1:9/v1\nmodel: m\nconcurrency: many\n")
+    for name in ("unscored_a", "unscored_b"):
+        _judge_run(root / name, "t", [{"uid": "1", "turns": ["p"]}, {"uid": "2", "turns": ["q"]}])
 
 
 class Case(NamedTuple):
@@ -151,7 +221,8 @@ class Case(NamedTuple):
 
 
 def _gen(*extra):
-    return lambda w: ["generate", "--model", str(w.tiny), "--prompt", "abc", *extra]
+    return lambda w: ["generate", "--model", str(w.tiny), "--prompt", "abc",
+                      *[e(w) if callable(e) else e for e in extra]]
 
 
 def _run(*extra, model=None):
@@ -281,23 +352,140 @@ CASES: Dict[str, object] = {
     "train-existing-without-resume": Case(lambda w: ["train", "--recipe", w.p("recipe.yaml"), "--output",
                                                      w.p("trained")], ["--resume"]),
     "train-resume-nothing-there": Case(lambda w: ["train", "--recipe", w.p("recipe.yaml"), "--output",
-                                                  w.p("run"), "--resume"], ["no resumable state"]),
+                                                  w.p("run"), "--resume"], ["holds a run directory"]),
     "train-missing-recipe": Case(lambda w: ["train", "--recipe", w.p("nope.yaml"), "--output", w.p("t-new")],
                                  ["does not exist"]),
     # --- the rest of the CLI ------------------------------------------------------------------------
     "ls-unknown-listing": Case(lambda w: ["ls", "modles"], ["did you mean 'models'"]),
-    "init-model-into-a-run-dir": Case(lambda w: ["init-model", w.p("run")], ["not empty", "--force"]),
+    "init-model-into-a-run-dir": Case(lambda w: ["init-model", w.p("run")], ["holds a run directory", "OUT_DIR"]),
     "init-model-unknown-preset": Case(lambda w: ["init-model", w.p("m-new"), "--preset", "tiyn"],
                                       ["did you mean 'tiny'"]),
     "import-outputs-missing-file": Case(lambda w: ["import-outputs", w.p("nope.json"), "--format", "alpaca-eval",
                                                    "--model-name", "x", "--out", w.p("imp")], ["does not exist"]),
     "import-outputs-into-a-run-dir": Case(lambda w: ["import-outputs", w.p("prompts.jsonl"), "--format",
                                                      "arena-hard", "--bench", "arena-hard-v0.1", "--model-name", "x",
-                                                     "--out", w.p("run")], ["already holds"]),
+                                                     "--out", w.p("run")], ["holds a run directory"]),
     "make-data-per-family-0": Case(lambda w: ["make-data", "--output", w.p("run/generations.jsonl"),
                                               "--per-family", "0"], ["--per-family"]),
     "unknown-command": Case(lambda w: ["rnu"], ["invalid choice"]),
+    # --- issue 12: data loss (each once wrote into a directory another command owns) -------------------------
+    "loss1-train-into-a-run-dir": Case(lambda w: ["train", "--recipe", w.p("recipe.yaml"), "--output", w.p("run"),
+                                                  "--max-steps", "1"], ["holds a run directory"]),
+    "loss2-import-into-a-checkpoint": Case(lambda w: ["import-outputs", w.p("alpaca_ok.json"), "--format",
+                                                      "alpaca-eval", "--model-name", "x", "--out", w.p("ckpt")],
+                                           ["holds a model directory"]),
+    "loss3-run-config-seeds-string-on-R": Case(lambda w: ["run", "--config", w.p("cfg_seeds_str.yaml"), "--out",
+                                                          w.p("run")], ["cfg_seeds_str.yaml", "'seeds'", "list"]),
+    "loss5-generate-into-a-run": Case(_gen("--output", _rel("run/generations.jsonl"), *DEC_FLAGS),
+                                      ["lies inside a run directory"]),
+    "loss6-run-into-a-checkpoint": Case(lambda w: ["run", "--model", str(w.tiny), "--tasks", "synth_copy",
+                                                   *DEC_FLAGS, "--out", w.p("ckpt")], ["holds a model directory"]),
+    "loss6-run-into-a-checkpoint-overwrite": Case(lambda w: ["run", "--model", str(w.tiny), "--tasks", "synth_copy",
+                                                             *DEC_FLAGS, "--out", w.p("ckpt"), "--overwrite"],
+                                                  ["holds a model directory", "--overwrite never replaces"]),
+    "report-into-a-run-dir": Case(lambda w: ["report", w.p("rep_a"), w.p("rep_a"), "--out", w.p("run")],
+                                  ["holds a run directory"]),
+    "sweep-into-a-run-dir": Case(lambda w: ["sweep", "--model", str(w.tiny), "--tasks", "synth_copy", *DEC_FLAGS,
+                                            "--perturbation", "shift", "--out", w.p("run")], ["holds a run directory"]),
+    "init-model-force-into-a-run-dir": Case(lambda w: ["init-model", w.p("run"), "--force"],
+                                            ["holds a run directory"]),
+    "judge-a-checkpoint": Case(_judge("mt-bench", "ckpt"), ["is a model directory"]),
+    # --- issue 12: typed configs ------------------------------------------------------------------------------
+    "typed-gen-length-sixteen": Case(lambda w: ["run", "--config", w.p("cfg_gen_word.yaml"), "--out", w.p("x")],
+                                     ["cfg_gen_word.yaml", "gen_length", "integer"]),
+    "typed-limit-two": Case(lambda w: ["run", "--config", w.p("cfg_limit_word.yaml"), "--out", w.p("x")],
+                            ["cfg_limit_word.yaml", "'limit'", "integer"]),
+    "typed-tasks-string": Case(lambda w: ["run", "--config", w.p("cfg_tasks_str.yaml"), "--out", w.p("x")],
+                               ["'tasks'", "list"]),
+    "typed-tasks-empty-list": Case(lambda w: ["run", "--config", w.p("cfg_tasks_empty.yaml"), "--out", w.p("x")],
+                                   ["no tasks"]),
+    "typed-batch-size-float": Case(lambda w: ["run", "--config", w.p("cfg_batch_float.yaml"), "--out", w.p("x")],
+                                   ["'batch_size'", "integer"]),
+    "typed-chat-string": Case(lambda w: ["run", "--config", w.p("cfg_chat_str.yaml"), "--out", w.p("x")],
+                              ["'chat'", "true or false"]),
+    "typed-fraction-yes": Case(_run("--perturbation", _rel("spec_fraction_yes.yaml")),
+                               ["spec_fraction_yes.yaml", "'fraction'", "number"]),
+    "typed-distance-null": Case(_run("--perturbation", _rel("spec_distance_null.yaml")), ["'distance'", "integer"]),
+    "typed-operator-5": Case(_run("--perturbation", _rel("spec_operator_int.yaml")), ["'operator'", "string"]),
+    "typed-window-string": Case(_run("--perturbation", _rel("spec_window_str.yaml")), ["'window'", "list"]),
+    "typed-sweep-fractions-abc": Case(lambda w: ["sweep", "--model", str(w.tiny), "--tasks", "synth_copy",
+                                                 "--perturbation", w.p("spec_sweep_abc.yaml"), "--out", w.p("sw")],
+                                      ["spec_sweep_abc.yaml", "'fractions'", "list"]),
+    "typed-recipe-lr-nan": Case(lambda w: ["train", "--recipe", w.p("recipe_lr_nan.yaml"), "--output", w.p("t-new")],
+                                ["recipe_lr_nan.yaml", "'lr'", "finite"]),
+    "typed-recipe-warmup-negative": Case(lambda w: ["train", "--recipe", w.p("recipe_warmup_neg.yaml"), "--output",
+                                                    w.p("t-new")], ["'warmup_steps'", "greater than or equal to 0"]),
+    "typed-recipe-steps-string": Case(lambda w: ["train", "--recipe", w.p("recipe_steps_str.yaml"), "--output",
+                                                 w.p("t-new")], ["'steps'", "integer"]),
+    "typed-run-temperature-nan": Case(_run("--temperature", "nan"), ["temperature", "finite"]),
+    "typed-run-cfg-scale-nan": Case(_run("--cfg-scale", "nan"), ["cfg_scale", "finite"]),
+    "typed-generate-temperature-nan": Case(_gen("--temperature", "nan"), ["temperature", "finite"]),
+    "typed-generate-cfg-scale-inf": Case(_gen("--cfg-scale", "inf"), ["cfg_scale", "finite"]),
+    "typed-steps-above-gen-length": Case(_gen("--steps", "64", "--gen-length", "16", "--block-length", "16"),
+                                         ["steps (64) exceeds gen_length (16)"]),
+    "typed-tasks-flag-empty": Case(lambda w: ["run", "--model", str(w.tiny), "--tasks", "", "--out", w.p("x")],
+                                   ["names no task"]),
+    "typed-tasks-flag-comma": Case(lambda w: ["run", "--model", str(w.tiny), "--tasks", ",", "--out", w.p("x")],
+                                   ["names no task"]),
+    "typed-judge-config-list": Case(_judge("mt-bench", "j_run", "--judge-config", _rel("judge_list.yaml")),
+                                    ["judge_list.yaml", "must be a YAML mapping"]),
+    "typed-judge-config-wrong-type": Case(
+        lambda w: ["judge", "--bench", "mt-bench", "--run", w.p("run"), "--judge-config", w.p("judge_types.yaml")],
+        ["judge_types.yaml", "'concurrency'", "integer"]),
+    "typed-meta-mask-id-string": Case(lambda w: ["generate", "--model", w.p("ck_meta_type"), "--prompt", "a"],
+                                      ["mdlm_bench.json", "'mask_token_id'", "integer"]),
+    # --- issue 12: damaged files and paths (each once ended in a traceback) ------------------------------------
+    "tb-truncated-safetensors": Case(lambda w: ["generate", "--model", w.p("ck_truncated"), "--prompt", "a"],
+                                     ["ck_truncated", "SafetensorError"]),
+    "tb-zero-byte-safetensors": Case(lambda w: ["generate", "--model", w.p("ck_zero_bytes"), "--prompt", "a"],
+                                     ["ck_zero_bytes", "SafetensorError"]),
+    "tb-config-json-invalid": Case(lambda w: ["generate", "--model", w.p("ck_cfg_invalid"), "--prompt", "a"],
+                                   ["config.json", "not valid"]),
+    "tb-config-json-list": Case(lambda w: ["generate", "--model", w.p("ck_cfg_list"), "--prompt", "a"],
+                                ["config.json", "JSON list"]),
+    "tb-config-json-no-hidden-size": Case(lambda w: ["generate", "--model", w.p("ck_cfg_no_hidden"), "--prompt", "a"],
+                                          ["could not load the checkpoint", "ck_cfg_no_hidden"]),
+    "tb-meta-without-mask-id": Case(lambda w: ["generate", "--model", w.p("ck_no_mask_id"), "--prompt", "a"],
+                                    ["mask_token_id -1", "missing or outside the vocabulary"]),
+    "tb-meta-mask-id-out-of-vocab": Case(lambda w: ["generate", "--model", w.p("ck_mask_oov"), "--prompt", "a"],
+                                         ["mask_token_id 1000000", "outside the vocabulary"]),
+    "tb-prompts-not-utf8": Case(lambda w: ["generate", "--model", str(w.tiny), "--input", w.p("prompts_latin1.jsonl"),
+                                           "--output", w.p("gen-out.jsonl")], ["prompts_latin1.jsonl:1", "UTF-8"]),
+    "tb-answers-not-utf8": Case(lambda w: ["import-outputs", w.p("alpaca_latin1.json"), "--format", "alpaca-eval",
+                                           "--model-name", "x", "--out", w.p("imp")], ["alpaca_latin1.json", "utf-8"]),
+    "tb-arena-answers-not-utf8": Case(lambda w: ["import-outputs", w.p("ah_latin1.jsonl"), "--format", "arena-hard",
+                                                 "--bench", "arena-hard-v0.1", "--model-name", "x", "--out",
+                                                 w.p("imp")], ["ah_latin1.jsonl:1", "UTF-8"]),
+    "tb-input-seed-x": Case(lambda w: ["generate", "--model", str(w.tiny), "--input", w.p("prompts_seed_x.jsonl"),
+                                       "--output", w.p("gen-out.jsonl")], ["prompts_seed_x.jsonl:1", "'seed'"]),
+    "tb-arena-answer-empty-choices": Case(lambda w: ["import-outputs", w.p("ah_no_choices.jsonl"), "--format",
+                                                     "arena-hard", "--bench", "arena-hard-v0.1", "--model-name", "x",
+                                                     "--out", w.p("imp")], ["ah_no_choices.jsonl:1"]),
+    "tb-judge-url-no-scheme": Case(_judge("mt-bench", "j_run", "--judge-base-url", "http//x"), ["not an http(s) URL"]),
+    "tb-judge-url-bad-ipv6": Case(_judge("mt-bench", "j_run", "--judge-base-url", "http://[::1"),
+                                  ["not an http(s) URL"]),
+    "tb-judge-url-bad-port": Case(_judge("mt-bench", "j_run", "--judge-base-url", "http://127.0.0.1:99999/v1"),
+                                  ["bad port"]),
+    "report-two-unscored-runs": Case(lambda w: ["report", w.p("unscored_a"), w.p("unscored_b"), "--out",
+                                                w.p("rep-new")], ["no scored rows"]),
 }
+# --out that is a file, or lies under a file, for every command that writes a directory or file
+for _where, _rel_out in (("is-a-file", "a_file"), ("under-a-file", "a_file/sub")):
+    for _name, _argv in {
+        "run": lambda w, o: ["run", "--model", str(w.tiny), "--tasks", "synth_copy", *DEC_FLAGS, "--out", o],
+        "sweep": lambda w, o: ["sweep", "--model", str(w.tiny), "--tasks", "synth_copy", *DEC_FLAGS,
+                               "--perturbation", "shift", "--out", o],
+        "report": lambda w, o: ["report", w.p("rep_a"), w.p("rep_a"), "--out", o],
+        "train": lambda w, o: ["train", "--recipe", w.p("recipe.yaml"), "--output", o],
+        "import-outputs": lambda w, o: ["import-outputs", w.p("alpaca_ok.json"), "--format", "alpaca-eval",
+                                        "--model-name", "x", "--out", o],
+        "init-model": lambda w, o: ["init-model", o],
+        "generate": lambda w, o: ["generate", "--model", str(w.tiny), "--prompt", "a", "--output", o + "/x.jsonl"],
+        "make-data": lambda w, o: ["make-data", "--output", o + "/x.jsonl", "--per-family", "1"],
+    }.items():
+        CASES[f"out-{_where}-{_name}"] = Case(lambda w, f=_argv, r=_rel_out: f(w, w.p(r)),
+                                              ["which is a file" if _where == "under-a-file" or _name in
+                                               ("generate", "make-data") else "is a file"])
 
 
 def _snapshot(paths: Sequence[Path]) -> Dict[Path, bytes]:

@@ -125,7 +125,8 @@ def test_ctrl_c_then_kill_9_then_rerun_gives_every_row_exactly_once(tiny_path, t
     assert all("metrics" in r for r in rows)
     metrics = json.loads((out / "metrics.json").read_text())
     assert {t: metrics["tasks"][t]["exact_match"]["n"] for t in TASKS} == {t: 9 for t in TASKS}
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "generations.jsonl", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".mdlm-bench")) == [
+        "config.json", "generations.jsonl", "metrics.json"]
 
 
 def test_kill_9_mid_sweep_then_rerun_completes_every_level(tiny_path, tmp_path, capsys):

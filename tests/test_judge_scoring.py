@@ -70,11 +70,16 @@ def test_penalised_soft_logistic_matches_sklearn_duplication_trick():
 
 
 def test_bradley_terry_without_style_is_the_win_rate():
-    y = [1.0] * 6 + [0.5] * 2 + [0.0] * 2  # mean 0.7
-    bt = scoring.bradley_terry(y, None, 0.9, 50, seed=0)
-    assert bt["win_rate"] == pytest.approx(0.7, abs=1e-6)
-    assert bt["coef"] == pytest.approx(math.log(0.7 / 0.3), abs=1e-5)
-    assert bt["ci"][0] <= 0.7 <= bt["ci"][1]
+    y = np.array([1.0] * 6 + [0.5] * 2 + [0.0] * 2)  # mean 0.7
+    v01 = scoring.bradley_terry(y, None, 0.95, 50, seed=0, rule="v0.1")  # point fit (compute_mle_elo)
+    assert v01["win_rate"] == pytest.approx(0.7, abs=1e-6)
+    assert v01["coef"] == pytest.approx(math.log(0.7 / 0.3), abs=1e-5)
+    assert v01["ci"][0] <= 0.7 <= v01["ci"][1]
+    # v2.0: median over the bootstrap fits; without style each fit is the resample's mean
+    v2 = scoring.bradley_terry(y, None, 0.9, 50, seed=0)
+    means = y[scoring.bootstrap_indices(y.size, 50, 0)].mean(axis=1)
+    assert v2["win_rate"] == pytest.approx(np.median(means), abs=1e-6)
+    assert v2["ci"] == pytest.approx(list(np.quantile(means, [0.05, 0.95])), abs=1e-6)
 
 
 def test_bradley_terry_with_style_matches_statsmodels():
@@ -83,61 +88,27 @@ def test_bradley_terry_with_style_matches_statsmodels():
     rng = np.random.default_rng(4)
     F = rng.normal(size=(300, 2))
     y = (rng.random(300) < 1 / (1 + np.exp(-(0.4 + 1.2 * F[:, 0])))).astype(float)
-    bt = scoring.bradley_terry(y, F, 0.95, 20, seed=0)
-    ref = sm.GLM(y, np.column_stack([np.ones(300), F]), family=sm.families.Binomial()).fit().params
-    assert bt["coef"] == pytest.approx(ref[0], abs=1e-4)
-    assert bt["style_coefs"] == pytest.approx(list(ref[1:]), abs=1e-4)
-    assert bt["win_rate"] == pytest.approx(1 / (1 + math.exp(-ref[0])), abs=1e-5)
+    bt = scoring.bradley_terry(y, F, 0.95, 5, seed=0)
+    X = np.column_stack([np.ones(300), F])
+    fits = np.array([sm.GLM(y[i], X[i], family=sm.families.Binomial()).fit().params
+                     for i in scoring.bootstrap_indices(300, 5, 0)])
+    med = np.median(fits, axis=0)
+    assert bt["coef"] == pytest.approx(med[0], abs=1e-4)
+    assert bt["style_coefs"] == pytest.approx(list(med[1:]), abs=1e-4)
+    assert bt["win_rate"] == pytest.approx(1 / (1 + math.exp(-med[0])), abs=1e-5)
 
 
 def test_style_features_hand_case():
-    m = ["# Title\n\n- a\n- b\n\n**bold** text here", "plain words only here"]
-    b = ["short", "plain words only here too ok"]
-    counts = scoring.markdown_counts(m[0])
+    m = ["# Title\n\n- a\n- b\n\n**bold** text here", "plain words only here", "one two"]
+    b = ["short", "plain words only here too ok", "one two three four"]
+    count = lambda t: len(t.split())  # noqa: E731
+    counts = scoring.markdown_counts(m[0], count)
     assert counts["headers"] == 1 and counts["lists"] == 2 and counts["bold"] == 1
-    assert scoring.markdown_counts("```\n# not a header\n```")["headers"] == 0
-    F = scoring.style_features(m, b, "length")
-    raw = []
-    for x, z in zip(m, b):
-        lm, lb = scoring.markdown_counts(x)["tokens"], scoring.markdown_counts(z)["tokens"]
-        raw.append((lm - lb) / (lm + lb))
-    raw = np.array(raw)
-    assert np.allclose(F[:, 0], raw / raw.std(ddof=1))
-    assert scoring.style_features(m, b, "both").shape == (2, 4)
-    assert scoring.style_features(m, b, "none").shape == (2, 0)
-
-
-def test_length_controlled_glm_matches_sklearn_and_predicts_at_zero_length_difference():
-    from sklearn.linear_model import LogisticRegression
-
-    rng = np.random.default_rng(5)
-    n = 200
-    lm = rng.integers(100, 3000, n)
-    lb = rng.integers(100, 3000, n)
-    diff = rng.normal(size=n)
-    delta = (lm - lb) / np.std(lm - lb, ddof=1)
-    p = 1 / (1 + np.exp(-(0.2 + 0.9 * np.tanh(delta) - 0.5 * diff)))
-    prefs = np.clip(p + rng.normal(0, 0.05, n), 0, 1)
-    out = scoring.length_controlled_winrate(prefs, lm, lb, diff, C=100.0)
-    X = np.column_stack([np.tanh(delta), diff, np.ones(n)])
-    sk = LogisticRegression(C=100.0, fit_intercept=False, tol=1e-12, max_iter=10000).fit(
-        np.vstack([X, X]), np.r_[np.ones(n), np.zeros(n)], sample_weight=np.r_[prefs, 1 - prefs])
-    w = sk.coef_[0]
-    expected = np.mean(1 / (1 + np.exp(-(w[1] * diff + w[2]))))
-    assert out["lc_win_rate"] == pytest.approx(expected, abs=1e-5)
-    assert out["variant"] == "length+difficulty"
-    only = scoring.length_controlled_winrate(prefs, lm, lb, None, C=100.0)
-    assert only["variant"] == "length-only"
-    assert only["lc_win_rate"] == pytest.approx(1 / (1 + math.exp(-only["coefs"]["model"])))
-
-
-def test_length_control_removes_a_pure_length_preference():
-    # the judge prefers whichever output is longer; at equal length the preference is a coin flip
-    rng = np.random.default_rng(6)
-    lb = rng.integers(500, 1500, 400)
-    lm = lb + rng.integers(-400, 1200, 400)
-    prefs = (lm > lb).astype(float) * 0.9 + 0.05
-    raw = prefs.mean()
-    lc = scoring.length_controlled_winrate(prefs, lm, lb, None, C=1e6)["lc_win_rate"]
-    assert raw > 0.6
-    assert abs(lc - 0.5) < abs(raw - 0.5)
+    assert scoring.markdown_counts("```\n# not a header\n```", count)["headers"] == 0
+    F = scoring.style_features(m, b, "length", count_tokens=count)
+    lm = np.array([count(x) for x in m], float)
+    lb = np.array([count(x) for x in b], float)
+    raw = (lm - lb) / (lm + lb)
+    assert np.allclose(F[:, 0], (raw - raw.mean()) / raw.std(ddof=1))
+    assert scoring.style_features(m, b, "both", count_tokens=count).shape == (3, 4)
+    assert scoring.style_features(m, b, "none").shape == (3, 0)

@@ -73,8 +73,8 @@ def test_model_args_are_typed_and_unknown_ones_named(tiny_model):
         _lm(tiny_model, chat="maybe")
     with pytest.raises(UserError, match="multiple of block_length"):
         _lm(tiny_model, gen_length=10)
-    dec = _lm(tiny_model, decoding={"gen_length": 16, "steps": 8, "block_length": 8}, steps=16).decoding
-    assert (dec.gen_length, dec.steps) == (8, 16)  # model_args override the decoding object
+    dec = _lm(tiny_model, decoding={"gen_length": 16, "steps": 8, "block_length": 8}, steps=2).decoding
+    assert (dec.gen_length, dec.steps) == (8, 2)  # model_args override the decoding object
 
 
 # --- tasks and data ------------------------------------------------------------------------------
@@ -259,3 +259,116 @@ def test_lm_eval_command_line_end_to_end(tiny_path, tmp_path):
     assert "exact_match,none" in data["results"]["synth_copy"]
     rows = [json.loads(x) for x in samples[0].read_text().splitlines()]
     assert [r["doc"]["uid"] for r in rows] == [f"copy-s1000-{i:06d}" for i in range(4)]
+
+
+# --- fidelity to LLaDA's evaluation (ML-GSAI/LLaDA@b7e6c35 eval_llada.py) ------------------------
+def test_defaults_follow_llada_eval(tiny_model):
+    lm = _lm(tiny_model)
+    assert lm.mc_num == 128  # eval_llada.py LLaDAEvalHarness(mc_num=128)
+    # raw context with the tokenizer's specials, as eval_llada.py's tokenizer(context) (no chat template)
+    ctx, cont = lm.encode_pair("copy: ab", "ab")
+    assert ctx == tiny_model.tokenizer("copy: ab")["input_ids"]
+    assert _lm(tiny_model, loglikelihood_chat=True).encode_pair("copy: ab", "ab")[0] == \
+        tiny_model.tokenizer(tiny_model.chat_prompt([{"role": "user", "content": "copy: ab"}]),
+                             add_special_tokens=False)["input_ids"]
+
+
+def _llada_encode_pair(tok, context, continuation):
+    """eval_llada.py _encode_pair: every trailing whitespace character moves to the continuation."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces > 0:
+        continuation = context[-n_spaces:] + continuation
+        context = context[:-n_spaces]
+    whole = tok(context + continuation)["input_ids"]
+    ctx = tok(context)["input_ids"]
+    return ctx, whole[len(ctx):]
+
+
+@pytest.mark.parametrize("context,continuation", [("copy: ab\n", "ab"), ("copy:\t \n", "ab"), ("copy: ab", " ab"),
+                                                  ("  ", "x")])
+def test_encode_pair_moves_all_trailing_whitespace(tiny_model, context, continuation):
+    ctx, cont = _lm(tiny_model).encode_pair(context, continuation)
+    ref_ctx, ref_cont = _llada_encode_pair(tiny_model.tokenizer, context, continuation)
+    assert (ctx, cont) == (ref_ctx, ref_cont)
+
+
+def test_pad_to_canvas_pads_with_eos_and_is_read_from_the_checkpoint(tiny_model, tmp_path):
+    import dataclasses
+
+    from mdlm_bench.models.mdlm import MDLM
+
+    eos = tiny_model.eos_ids[0]
+    lm = _lm(tiny_model, pad_to="canvas", canvas=6)
+    assert lm.pad_continuation([7, 8]) == [7, 8, eos, eos, eos, eos]
+    assert lm.pad_continuation(list(range(10, 17))) == list(range(10, 17))  # longer than the canvas: unpadded
+    assert _lm(tiny_model).pad_to == "none"  # a checkpoint without a recorded canvas
+    meta = dataclasses.replace(tiny_model.meta, pad_to="canvas", canvas=5)
+    m = MDLM(tiny_model.model, tiny_model.tokenizer, meta, name="x")
+    assert _lm(m).pad_continuation([7]) == [7, eos, eos, eos, eos]
+    assert _lm(m, pad_to="none").pad_continuation([7]) == [7]
+    with pytest.raises(UserError, match="pad_to"):
+        _lm(tiny_model, pad_to="canvass")
+    with pytest.raises(UserError, match="canvas=N"):
+        _lm(tiny_model, pad_to="canvas")
+    for name in ("tiny-ce", "tiny-slack-ctc"):  # the bundled models record their training canvas
+        meta = json.loads((REPO / "mdlm_bench" / "assets" / "models" / name / "mdlm_bench.json").read_text())
+        train = json.loads((REPO / "mdlm_bench" / "assets" / "models" / name / "train_config.json").read_text())
+        assert (meta["pad_to"], meta["canvas"]) == ("canvas", train["recipe"]["canvas"])
+
+
+MC_TASK = """task: copy_choice
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{prompt}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{gold}}}}"
+target_delimiter: ""
+metric_list:
+  - metric: acc
+metadata:
+  version: 1.0
+"""
+
+
+def test_multiple_choice_on_a_fixed_canvas_model_needs_canvas_padding(tmp_path):
+    """A copy task the bundled tiny-ce never saw, with truncated copies as distractors. Scored alone, a
+    continuation's bound falls with every token, so the shorter wrong answers win; padded like the model's
+    training canvas (answer, EOS, EOS...), the correct copy wins every item."""
+    import random
+    import string
+
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from mdlm_bench.lm_eval import MDLMEvalLM
+    from mdlm_bench.models import load_model
+
+    rng = random.Random(2024)
+    alphabet = string.ascii_lowercase + string.digits
+    rows = []
+    for i in range(6):
+        w = "".join(rng.choice(alphabet) for _ in range(rng.randint(4, 7)))
+        wrong = [w[:-1], w[:-2]]
+        choices = [w] + wrong
+        rng.shuffle(choices)
+        rows.append({"prompt": f"copy: {w}", "choices": choices, "gold": choices.index(w)})
+    data = tmp_path / "copy_choice.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "copy_choice.yaml").write_text(MC_TASK.format(data=data))
+    model = load_model(REPO / "mdlm_bench" / "assets" / "models" / "tiny-ce")
+    acc = {}
+    for pad_to in ("canvas", "none"):
+        lm = MDLMEvalLM(model=model, loglikelihood_chat=True, mc_num=16, mc_batch_size=48, pad_to=pad_to)
+        assert lm.pad_to == pad_to
+        res = lm_eval.simple_evaluate(model=lm, tasks=["copy_choice"], log_samples=True,
+                                      task_manager=TaskManager(include_path=str(tmp_path), include_defaults=False))
+        acc[pad_to] = res["results"]["copy_choice"]["acc,none"]
+        gold = [s["resps"][s["doc"]["gold"]][0][0] for s in res["samples"]["copy_choice"]]
+        if pad_to == "canvas":
+            assert min(gold) > -3.0  # nats for the correct copy, answer and EOS canvas together
+    assert acc["canvas"] == 1.0 and acc["none"] <= 0.5
+    assert MDLMEvalLM(model=model).pad_to == "canvas"  # the default comes from mdlm_bench.json

@@ -1,6 +1,10 @@
-"""`pip install .` (not editable) into a fresh venv, then the installed package alone works from elsewhere:
-console script and `python -m mdlm_bench`, bundled tasks / perturbation specs / recipes / report configs
-found under mdlm_bench/_bundled, and a real tiny evaluation with a bundled task and spec."""
+"""`pip install .` (not editable) into a directory of its own, then the installed package alone works from
+elsewhere: console script and `python -m mdlm_bench`, bundled tasks / perturbation specs / recipes / report
+configs found under mdlm_bench/_bundled, and a real tiny evaluation with a bundled task and spec.
+
+The wheel goes in with `pip install --target DIR` (an isolated build, so the build tools come from pip's
+index and not from whatever setuptools this interpreter has) and runs with PYTHONPATH=DIR and this same
+interpreter, which supplies torch & co. That works the same under a system Python, pyenv or a venv."""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ def _files(root: Path, pattern: str):
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """A venv (system site-packages for torch & co.) holding only our package, built from a copy of the tree
+    """(site dir holding only our package, a directory outside the checkout). Built from a copy of the tree
     so the build leaves no build/ or egg-info in the checkout."""
     root = tmp_path_factory.mktemp("pkg")
     src = root / "src"
@@ -34,34 +38,31 @@ def installed(tmp_path_factory):
             shutil.copy2(REPO / f, src / f)
     for d in ("mdlm_bench", *BUNDLED):
         shutil.copytree(REPO / d, src / d, ignore=IGNORE)
-    venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
-    py = venv / "bin" / "python"
-    p = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
-                        "--no-build-isolation", "--no-index", "--quiet", str(src)],
-                       capture_output=True, text=True, timeout=300)
+    site = root / "site"
+    p = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), "--quiet",
+                        str(src)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     elsewhere = root / "elsewhere"
     elsewhere.mkdir()
-    return venv, elsewhere
+    return site, elsewhere
 
 
-def _run(venv: Path, cwd: Path, *cmd: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(site: Path, cwd: Path, *cmd: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "MDLM_BENCH_DATA")}
-    env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "250", "VIRTUAL_ENV": str(venv),
-                "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"})
+    env.update({"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "COLUMNS": "250", "PYTHONPATH": str(site),
+                "PATH": f"{site / 'bin'}{os.pathsep}{env.get('PATH', '')}"})
     p = subprocess.run(list(cmd), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert p.returncode == 0, (cmd, p.stderr[-3000:])
     return p
 
 
 def test_installed_package_is_used_and_carries_the_bundled_folders(installed):
-    venv, elsewhere = installed
+    site_dir, elsewhere = installed
     code = ("import json, mdlm_bench, mdlm_bench.resources as r; "
             "print(json.dumps([mdlm_bench.__file__] + [str(r.bundled_dir(n)) for n in "
             f"{sorted(BUNDLED)!r}]))")
-    paths = json.loads(_run(venv, elsewhere, str(venv / "bin" / "python"), "-c", code).stdout)
-    site = venv.resolve() / "lib"
+    paths = json.loads(_run(site_dir, elsewhere, sys.executable, "-c", code).stdout)
+    site = site_dir.resolve()
     assert Path(paths[0]).resolve().is_relative_to(site), f"not the installed copy: {paths[0]}"
     for name, where in zip(sorted(BUNDLED), paths[1:]):
         where = Path(where)
@@ -70,12 +71,12 @@ def test_installed_package_is_used_and_carries_the_bundled_folders(installed):
 
 
 def test_console_script_and_python_m_from_another_directory(installed, tiny_path):
-    venv, elsewhere = installed
-    script, py = str(venv / "bin" / "mdlm-bench"), str(venv / "bin" / "python")
-    assert _run(venv, elsewhere, script, "--help").stdout == _run(venv, elsewhere, py, "-m", "mdlm_bench",
+    site, elsewhere = installed
+    script, py = str(site / "bin" / "mdlm-bench"), sys.executable
+    assert _run(site, elsewhere, script, "--help").stdout == _run(site, elsewhere, py, "-m", "mdlm_bench",
                                                                    "--help").stdout
-    assert "--perturbation" in _run(venv, elsewhere, script, "run", "--help").stdout
-    listing = _run(venv, elsewhere, script, "ls").stdout  # models, tasks, perturbations, judges, recipes
+    assert "--perturbation" in _run(site, elsewhere, script, "run", "--help").stdout
+    listing = _run(site, elsewhere, script, "ls").stdout  # models, tasks, perturbations, judges, recipes
     assert "tiny" in listing and "preset" in listing
     for name in (p.parent.name for p in (REPO / "mdlm_bench" / "assets" / "models").glob("*/config.json")):
         assert name in listing  # bundled checkpoints ship in the wheel
@@ -83,7 +84,7 @@ def test_console_script_and_python_m_from_another_directory(installed, tiny_path
                  *(REPO / "tasks").glob("synth_*.yaml")]:
         assert path.stem in listing, path
     # a real evaluation: bundled lm-eval task (with its python helper) and a bundled spec by name
-    _run(venv, elsewhere, script, "run", "--model", str(tiny_path), "--tasks", "synth_copy", "--limit", "2",
+    _run(site, elsewhere, script, "run", "--model", str(tiny_path), "--tasks", "synth_copy", "--limit", "2",
          "--perturbation", "shift", "--fraction", "0.2", "--gen-length", "16", "--steps", "16", "--block-length", "16",
          "--out", "r")
     rows = [json.loads(line) for line in (elsewhere / "r" / "generations.jsonl").read_text().splitlines()]

@@ -214,4 +214,6 @@ def test_reference_experiment_end_to_end(tiny_path, tmp_path, capsys, monkeypatc
     assert all(c["n"] == 2 for c in headline["comparisons"])
     assert [c["comparison"] for c in headline["drops"]] == ["drop @20%: a → b"] and headline["drops"][0]["diff"] == 0
     assert [c["verdict"] for c in headline["claims"]] == ["does not hold", "does not hold"]
-    assert "a: 0% → 20%" in capsys.readouterr().out
+    out = capsys.readouterr().out  # not a terminal: no stray blank lines, and each row on one line
+    assert out.startswith(" ") and not out.lstrip(" ").startswith("\n"), out[:200]
+    assert any("a: 0% → 20%" in line and "not significant" in line for line in out.splitlines()), out

@@ -45,6 +45,7 @@ def test_slack_ctc_run_writes_model_log_plot_and_config(tmp_path):
     assert cfg["recipe"]["loss"] == "slack_ctc" and "versions" in cfg["provenance"]
     m = load_model(out)
     assert m.slack_id is not None and m.tokenizer.convert_ids_to_tokens(m.slack_id) == "<slack>"
+    assert (m.meta.pad_to, m.meta.canvas, m.meta.canvas_pad_with) == ("canvas", 24, "eos")  # for lm-eval's pad_to
     assert (out / "state" / "trainer_state.json").is_file()
 
 

@@ -21,12 +21,25 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True, default: s
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("decoding (LLaDA semantics)")
-    g.add_argument("--gen-length", type=int, default=None, help=f"tokens to generate (default {_D.gen_length})")
-    g.add_argument("--steps", type=int, default=None, help=f"sampling steps in all (default {_D.steps})")
+    g.add_argument("--gen-length", type=int, default=None,
+                   help=f"tokens to generate (default {_D.gen_length}); lm-eval tasks (synth_* ...) use their own "
+                        "max_gen_toks instead, rounded up to a multiple of --block-length")
+    g.add_argument("--steps", type=int, default=None,
+                   help=f"sampling steps in all (default {_D.steps}); for lm-eval tasks scaled with their "
+                        "max_gen_toks to keep the same steps per token")
     g.add_argument("--block-length", type=int, default=None, help=f"semi-AR block length (default {_D.block_length})")
     g.add_argument("--temperature", type=float, default=None, help="Gumbel temperature; 0 = greedy")
     g.add_argument("--remasking", default=None, help="low_confidence | random | margin | entropy")
-    g.add_argument("--threshold", type=float, default=None, help="confidence-threshold parallel decoding")
+    g.add_argument("--threshold", type=float, default=None,
+                   help="confidence threshold of --parallel threshold (given alone, implies it; default 0.9)")
+    g.add_argument("--cache", default=None,
+                   help="none | prefix | dual: block-wise KV cache (faster, approximate; see README)")
+    g.add_argument("--parallel", default=None,
+                   help="threshold | factor | topk: parallel unmasking rule (default: fixed --steps)")
+    g.add_argument("--factor", type=float, default=None, help="f of --parallel factor (default 1.0)")
+    g.add_argument("--parallel-k", type=int, default=None, help="tokens per step of --parallel topk (default 2)")
+    g.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: half the cores, at least 1; see README)")
     g.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale")
     g.add_argument("--suppress-eos", action="store_true", default=None, help="never propose EOS/EoT")
     g.add_argument("--eos-confidence-inf", action="store_true", default=None,
@@ -34,7 +47,28 @@ def add_decoding_args(p: argparse.ArgumentParser) -> None:
 
 
 DECODING_FLAGS = ("gen_length", "steps", "block_length", "temperature", "remasking", "threshold", "cfg_scale",
-                  "suppress_eos", "eos_confidence_inf")
+                  "suppress_eos", "eos_confidence_inf", "cache", "parallel", "factor", "parallel_k")
+
+
+def default_threads() -> int:
+    """Half the logical cores, at least 1. Measured (benchmarks/threads.py, README): on a shared 2-core
+    machine one thread beats two, since a second thread waits on cores other jobs hold; with many cores
+    the physical ones (half the logical under SMT) serve a decode best."""
+    import os
+
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def apply_threads(n) -> int:
+    """Set torch's intra-op threads to n (None: default_threads()); returns the count in effect."""
+    from mdlm_bench.errors import UserError
+
+    if n is not None and n < 1:
+        raise UserError(f"--threads must be at least 1, got {n}")
+    import torch
+
+    torch.set_num_threads(n or default_threads())
+    return torch.get_num_threads()
 
 
 def decoding_overrides(args) -> dict:

@@ -33,8 +33,12 @@ def _read_prompts(path):
     if not p.is_file():
         raise UserError(f"--input '{path}' does not exist; pass a JSONL file with one {{\"prompt\": ...}} per line")
     rows = []
-    with open(p, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
+    with open(p, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(f"{path}:{i}: not UTF-8 text ({e.reason}); re-save the file as UTF-8") from None
             if not line.strip():
                 continue
             try:
@@ -43,6 +47,10 @@ def _read_prompts(path):
                 raise UserError(f"{path}:{i}: not valid JSON; fix or remove that line") from None
             if not isinstance(row, dict) or "prompt" not in row:
                 raise UserError(f"{path}:{i}: missing field 'prompt'; each line needs {{\"prompt\": ...}}")
+            if not isinstance(row["prompt"], (str, list)):
+                raise UserError(f"{path}:{i}: 'prompt' must be a string or a list of chat messages")
+            if "seed" in row and (not isinstance(row["seed"], int) or isinstance(row["seed"], bool)):
+                raise UserError(f"{path}:{i}: 'seed' must be an integer, got {row['seed']!r}")
             rows.append(row)
     if not rows:
         raise UserError(f"--input '{path}' holds no prompts")
@@ -51,11 +59,12 @@ def _read_prompts(path):
 
 def main(args) -> int:
     import json
+    from pathlib import Path
 
     from rich.console import Console
     from rich.progress import Progress
 
-    from mdlm_bench.commands._common import decoding_overrides, load_model_from_args
+    from mdlm_bench.commands._common import apply_threads, decoding_overrides, load_model_from_args
     from mdlm_bench.config import from_dict
     from mdlm_bench.decode_config import DecodeConfig
     from mdlm_bench.errors import UserError
@@ -66,8 +75,13 @@ def main(args) -> int:
         raise UserError("--input needs --output FILE (or --json to print the results)")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.output:
+        from mdlm_bench.rundir import output_file_check
+
+        output_file_check(Path(args.output))
     cfg = from_dict(DecodeConfig, decoding_overrides(args), "decoding options")
     cfg.validate()
+    apply_threads(args.threads)
     rows = _read_prompts(args.input) if args.input else [{"prompt": args.prompt}]
     console = Console(stderr=True)
     model = load_model_from_args(args)

@@ -21,9 +21,12 @@ def main(args) -> int:
     from mdlm_bench.models.presets import PRESETS, init_model
 
     PRESETS.get(args.preset)
+    from mdlm_bench.rundir import claim_dir, mark_dir
+
     out = Path(args.out_dir)
-    if out.exists() and any(out.iterdir()) and not args.force:
+    if claim_dir(out, "model", flag="OUT_DIR") and not args.force:
         raise UserError(f"'{out}' exists and is not empty; choose a new directory or pass --force")
     path = init_model(out, args.preset, args.seed)
+    mark_dir(out, "model")
     print(f"wrote {args.preset} checkpoint (seed {args.seed}) to {path}")
     return 0

@@ -40,14 +40,18 @@ def _models(console):
 def _tasks(console, bench_dir):
     from rich.table import Table
 
-    from mdlm_bench.tasks import lm_eval_tasks, open_ended_tasks
+    from mdlm_bench.benchdata import BENCHES, bench_status
+    from mdlm_bench.tasks import lm_eval_tasks
 
-    t = Table(title="tasks")
-    for c in ("name", "kind", "data", "present"):
+    t = Table(title="tasks (open-ended sets: local copy, hub cache, or downloaded on first use)")
+    for c in ("name", "kind", "data", "status"):
         t.add_column(c)
-    for info in lm_eval_tasks() + open_ended_tasks(bench_dir):
-        kind = info.kind + (" group" if info.group else "")
-        t.add_row(info.name, kind, info.source, "yes" if info.present else "[red]no[/red]")
+    for info in lm_eval_tasks():
+        t.add_row(info.name, info.kind + (" group" if info.group else ""), info.source, "bundled")
+    colour = {"local": "green", "cached": "green", "will download": "yellow"}
+    for name in BENCHES:
+        status, where = bench_status(name, bench_dir)
+        t.add_row(name, "open-ended", where, f"[{colour.get(status, 'red')}]{status}[/]")
     console.print(t)
 
 

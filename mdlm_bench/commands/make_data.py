@@ -23,6 +23,11 @@ def main(args) -> int:
 
     if args.per_family < 1:
         raise UserError(f"--per-family must be >= 1 (got {args.per_family})")
+    from pathlib import Path
+
+    from mdlm_bench.rundir import output_file_check
+
+    output_file_check(Path(args.output))
     fams = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
     rows = generate(args.per_family, seed=args.seed, families=fams)
     atomic_write_text(args.output, "".join(json.dumps(r) + "\n" for r in rows))

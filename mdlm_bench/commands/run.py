@@ -56,8 +56,13 @@ def build_config(args):
     cfg = from_dict(RunConfig, base, f"run config '{args.config}'" if args.config else "run config")
     if args.model:
         cfg.model = args.model
-    if args.tasks:
+    if args.tasks is not None:
         cfg.tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        if not cfg.tasks:
+            from mdlm_bench.errors import UserError
+
+            raise UserError(f"--tasks '{args.tasks}' names no task; pass e.g. --tasks synth_copy "
+                            "(see 'mdlm-bench ls tasks')")
     if args.seeds is not None:
         cfg.seeds = parse_seeds(args.seeds)
     for flag, attr in (("limit", "limit"), ("batch_size", "batch_size"), ("bench_dir", "bench_dir"),
@@ -82,14 +87,15 @@ def build_config(args):
         from mdlm_bench.errors import UserError
 
         raise UserError("--fraction needs --perturbation SPEC (e.g. --perturbation shift)")
-    cfg.decode_config()
-    cfg.spec()
+    where = f"run config '{args.config}'" if args.config else "run config"
+    cfg.decode_config(f"{where} decoding" if args.config else "decoding options")
+    cfg.spec(f"{where} perturbation")
     return cfg
 
 
 def is_reference_call(args) -> bool:
     given = [k for k, v in vars(args).items()
-             if not k.startswith("_") and k not in ("command", "dtype", "device", "judge_api_key_env", "out", "report_out",
+             if not k.startswith("_") and k not in ("command", "dtype", "device", "threads", "judge_api_key_env", "out", "report_out",
                                                     "reference_config", "judge_base_url", "judge_model")
              and v not in (None, False)]
     return not given
@@ -100,7 +106,10 @@ def main(args) -> int:
 
     from rich.console import Console
 
+    from mdlm_bench.commands._common import apply_threads
+
     console = Console(stderr=True)
+    apply_threads(args.threads)
     if is_reference_call(args):
         from mdlm_bench.reference import run_reference
 

@@ -49,6 +49,9 @@ def main(args) -> int:
         fractions = [float(x) for x in defaults.get("fractions", [0.0, 0.005, 0.01, 0.02, 0.05])]
     sweep = SweepConfig(run=cfg, fractions=fractions).validate()
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(cfg.model).name}-{cfg.digest()}"
+    from mdlm_bench.rundir import claim_dir
+
+    claim_dir(out, "sweep", args.overwrite)
     console.print(f"sweep directory: [bold]{out.resolve()}[/bold]", soft_wrap=True)
     from mdlm_bench.reference import JUDGE_HINT, judge_config_from
 

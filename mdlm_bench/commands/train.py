@@ -21,6 +21,8 @@ def add_arguments(p) -> None:
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this global step (the schedule still follows the recipe's steps)")
     p.add_argument("--resume", action="store_true", help="continue the run saved in --output")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="--resume: also load pickled (accelerate) state, which can run code; only for trusted dirs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--eval-per-family", type=int, default=None,
                    help="after training on data: synthetic, decode this many held-out rows per task family and "
@@ -34,7 +36,8 @@ def main(args) -> int:
     from mdlm_bench.train.trainer import train
 
     recipe = load_recipe(args.recipe, {"model": args.model, "data": args.data})
-    summary = train(recipe, Path(args.output), max_steps=args.max_steps, resume=args.resume, quiet=args.quiet)
+    summary = train(recipe, Path(args.output), max_steps=args.max_steps, resume=args.resume, quiet=args.quiet,
+                    allow_pickle=args.allow_pickle)
     _show(summary)
     n_eval = args.eval_per_family if args.eval_per_family is not None else (50 if recipe.data == "synthetic" else 0)
     if n_eval > 0 and recipe.data == "synthetic" and _is_main():

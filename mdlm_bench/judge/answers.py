@@ -65,7 +65,8 @@ def check_missing(bench: str, run_dir: Path, prompt_uids: List[str], have: Itera
     if missing:
         raise UserError(
             f"{what} '{run_dir}' has no generations for {len(missing)} of {len(prompt_uids)} {bench} prompts "
-            f"(e.g. uid {missing[0]}); generate them with 'mdlm-bench run' on task {bench} first")
+            f"(e.g. uid {missing[0]}); generate them with 'mdlm-bench run' on task {bench} first, or pass "
+            f"--allow-partial to judge only those present")
 
 
 def check_same_prompts(run_dir: Path, baseline_dir: Path, run_keys: Iterable, base_keys: Iterable) -> None:

@@ -65,10 +65,11 @@ class JudgeOptions:
     bootstrap_rounds: int = 1000
     bt_rounds: int = 100  # Bradley-Terry refits (arena-hard uses 100)
     style_control: str = "none"  # none | length | markdown | both
-    difficulty_file: Optional[str] = None  # AlpacaEval instruction difficulty CSV (index,instruction_difficulty)
+    difficulty_file: Optional[str] = None  # AlpacaEval LC data: df_gamed.csv / instruction_difficulty.csv or their dir
     pairwise_prompt: str = "generic"  # generic (mdlm_bench/judge/prompts/pairwise.yaml) | arena-hard
     tasks: Optional[list] = None  # pairwise: restrict to these run tasks
     seed: int = 0  # bootstrap seed
+    allow_partial: bool = False  # judge only the prompts the run has (labelled, not leaderboard-comparable)
 
     def __post_init__(self):
         if self.ci_level is not None and not 0.5 <= self.ci_level < 1.0:

@@ -11,7 +11,7 @@ from mdlm_bench.config import digest
 from mdlm_bench.errors import UserError
 from mdlm_bench.io import atomic_write_text
 from mdlm_bench.judge.answers import read_answer_file
-from mdlm_bench.rundir import GENERATIONS, write_config
+from mdlm_bench.rundir import GENERATIONS, claim_dir, locked, mark_dir, write_config
 
 
 def _alpaca_rows(path: Path) -> List[dict]:
@@ -37,7 +37,7 @@ def _arena_rows(path: Path, bench: str) -> List[dict]:
 def import_outputs(path: Path, fmt: str, model_name: str, out: Path, bench: Optional[str] = None) -> int:
     if not path.is_file():
         raise UserError(f"outputs file '{path}' does not exist; check the path")
-    if (out / GENERATIONS).exists():
+    if claim_dir(out, "imported") or (out / GENERATIONS).exists():
         raise UserError(f"'{out}' already holds {GENERATIONS}; choose a new --out directory")
     if fmt == "alpaca-eval":
         rows = _alpaca_rows(path)
@@ -51,9 +51,14 @@ def import_outputs(path: Path, fmt: str, model_name: str, out: Path, bench: Opti
         raise UserError(f"'{path}' holds no outputs; check the file")
     config = {"source": str(path.resolve()), "format": fmt, "model": model_name, "bench": bench}
     dg = digest(config)
-    out.mkdir(parents=True, exist_ok=True)
-    write_config(out, "imported", config, dg)
+    with locked(out, "run directory"):
+        mark_dir(out, "imported")
+        write_config(out, "imported", config, dg)
+        _write_rows(out, rows, dg, model_name)
+    return len(rows)
+
+
+def _write_rows(out: Path, rows: List[dict], dg: str, model_name: str) -> None:
     lines = [json.dumps({**r, "seed": 0, "digest": dg, "model": model_name, "metrics": {}, "decoding": None,
                          "perturbation": None}, ensure_ascii=False) + "\n" for r in rows]
     atomic_write_text(out / GENERATIONS, "".join(lines))
-    return len(rows)

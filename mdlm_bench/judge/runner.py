@@ -48,8 +48,13 @@ def make_protocol(opts: JudgeOptions) -> Protocol:
 # ------------------------------------------------------------------------------------------------ items
 
 
+def partial_label(n: int, total: int) -> str:
+    return f"partial: {n}/{total} prompts, not comparable with the leaderboard"
+
+
 def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Optional[str]]:
-    """Items to judge and the baseline's label. Raises UserError for missing or mismatched answers."""
+    """Items to judge and the baseline's label. Raises UserError for missing or mismatched answers.
+    With opts.allow_partial, prompts the run lacks are left out and proto.partial records (n, total)."""
     run_dir = Path(opts.run_dir)
     if isinstance(proto, Pairwise):
         return _pairwise_items(proto, opts, run_dir)
@@ -62,6 +67,11 @@ def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Option
     for (uid, seed), row in sorted(by_uid_seed(rows).items(), key=lambda kv: kv[0][1]):
         if uid in wanted:
             per_uid.setdefault(uid, []).append(row)
+    if opts.allow_partial and per_uid:
+        if len(per_uid) < len(prompts):
+            proto.partial = (len(per_uid), len(prompts))
+        prompts = [p for p in prompts if p["uid"] in per_uid]
+        uids = [p["uid"] for p in prompts]
     check_missing(proto.bench, run_dir, uids, per_uid)
     baseline_label, base_of = None, None
     if proto.needs_baseline:
@@ -75,7 +85,10 @@ def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Option
         else:
             bdir = Path(opts.baseline)
             brows = by_uid_seed(run_rows(bdir, tasks))
-            check_same_prompts(run_dir, bdir, {str(r["uid"]) for r in rows}, {u for (u, _s) in brows})
+            if opts.allow_partial:
+                check_missing(proto.bench, bdir, uids, {u for (u, _s) in brows}, what="baseline")
+            else:
+                check_same_prompts(run_dir, bdir, {str(r["uid"]) for r in rows}, {u for (u, _s) in brows})
             first = {}
             for (u, s), r in sorted(brows.items(), key=lambda kv: kv[0][1]):
                 first.setdefault(u, r)
@@ -163,7 +176,7 @@ async def play(client: JudgeClient, proto: Protocol, g: Game, key: str) -> dict:
             cached = cached and comp.cached
             texts.append(comp.text)
             parsed = proto.parse(g, "\n".join(texts), comp.top_logprobs)
-            if parsed.verdict is not None or attempt == g.attempts - 1 or not g.followup:
+            if parsed.verdict is not None or parsed.final or attempt == g.attempts - 1 or not g.followup:
                 break
             msgs = msgs + [{"role": "assistant", "content": comp.text}, {"role": "user", "content": g.followup}]
     except JudgeRequestError as e:
@@ -265,6 +278,9 @@ def _summary(cfg: JudgeConfig, opts: JudgeOptions, proto: Protocol, items: List[
             head[k] = scored.pop(k)
     judged = {"n_games": n_games, "failed_games": len(failed), "missing_games": n_games - len(rows),
               "complete": not failed and len(rows) == n_games}
+    partial = getattr(proto, "partial", None)
+    if partial:
+        judged["partial"] = {"prompts": partial[0], "total": partial[1], "label": partial_label(*partial)}
     settings = {"judge": cfg.public(), "options": dataclasses.asdict(opts), "judge_settings": proto.settings()}
     return {**head, **scored, **judged, "run_dir": str(opts.run_dir), **settings, "digest": digest(settings),
             "usage_this_run": stats.as_dict(cfg), "provenance": provenance(),
@@ -292,6 +308,10 @@ def print_summary(summary: Dict[str, Any], console) -> None:
     t.add_column("metric")
     t.add_column("value", justify="right")
     lo, hi = summary["ci"]
+    if summary.get("partial"):
+        t.add_row("coverage", summary["partial"]["label"])
+    if summary.get("headline"):
+        t.add_row("headline", summary["headline"])
     t.add_row("win rate" if pct else "mean rating", _fmt(summary["score"], pct))
     t.add_row(f"{level}% CI", f"{_fmt(lo, pct)} .. {_fmt(hi, pct)}")
     if pct:
@@ -310,7 +330,17 @@ def print_summary(summary: Dict[str, Any], console) -> None:
     for name, v in (summary.get("turns") or {}).items():
         t.add_row(f"turn {name}", _fmt(v))
     for name, v in (summary.get("categories") or {}).items():
-        t.add_row(f"category {name}", _fmt(v["score"] if isinstance(v, dict) else v, pct))
+        if not isinstance(v, dict):
+            t.add_row(f"category {name}", _fmt(v, pct))
+            continue
+        t.add_row(f"category {name}", f"{_fmt(v['score'], pct)} [{_fmt(v['ci'][0], pct)} .. {_fmt(v['ci'][1], pct)}]")
+        cbt = v.get("bt") or {}
+        if cbt.get("win_rate") is not None and cbt.get("style_control") != "none":
+            t.add_row(f"category {name}, Bradley-Terry (style: {cbt['style_control']})",
+                      f"{_fmt(cbt['win_rate'], True)} [{_fmt(cbt['ci'][0], True)} .. {_fmt(cbt['ci'][1], True)}]")
+    extra = summary.get("pooled_extra")
+    if extra:
+        t.add_row("pooled (extra; not an arena-hard figure)", _fmt(extra["score"], pct))
     t.add_row("items scored", f"{summary.get('n_items')} of {summary.get('n_items_total')}")
     t.add_row("games failed", str(summary["failed_games"]))
     console.print(t)

@@ -50,6 +50,20 @@ def last_match(text: str, patterns: Sequence[str], pick: int = -1) -> Optional[s
     return None
 
 
+def verdict_labels(text: str, patterns: Sequence[str]) -> List[str]:
+    """Distinct non-empty matches, in order of appearance, of the first pattern that matches at all.
+
+    More than one distinct label means the reply has no verdict (arena-hard v0.1 gen_judgment.get_score);
+    taking the last one would let a quoted or injected label decide the game.
+    """
+    for pattern in patterns:
+        found = [m[0] if isinstance(m, tuple) else m for m in re.findall(pattern, text)]
+        found = [m.strip() for m in found if m]
+        if found:
+            return list(dict.fromkeys(found))
+    return []
+
+
 def rating_pattern(output_format: str) -> List[str]:
     """Regexes for a numeric rating given a published output format such as '[[rating]]'.
 

@@ -41,8 +41,20 @@ def _read_config(path: Path) -> dict:
     p = path / "config.json"
     if not p.is_file():
         return {}
-    with open(p, encoding="utf-8") as f:
-        return json.load(f)
+    cfg = _read_json_file(p)
+    if not isinstance(cfg, dict):
+        raise UserError(f"'{p}' holds a JSON {type(cfg).__name__}, not an object of model settings; restore the "
+                        "checkpoint's config.json")
+    return cfg
+
+
+def _read_json_file(p: Path):
+    try:
+        with open(p, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"'{p}' is not valid UTF-8 JSON ({str(e).splitlines()[0][:80]}); restore the file from "
+                        "the checkpoint's source") from None
 
 
 def _weight_files(path: Path, allow_pickle: bool) -> List[Path]:
@@ -120,8 +132,9 @@ def _detect_own(path: Path, cfg: dict) -> bool:
 def _load_own(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    with open(path / META_FILE, encoding="utf-8") as f:
-        meta = ModelMeta(**json.load(f))
+    from mdlm_bench.config import from_dict
+
+    meta = from_dict(ModelMeta, _read_json_file(path / META_FILE), f"'{path / META_FILE}'")
     _weight_files(path, opts.allow_pickle)
     config = AutoConfig.from_pretrained(str(path))
     model = AutoModelForCausalLM.from_pretrained(
@@ -265,15 +278,37 @@ def _load_remote(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
 
 KINDS.add("remote", Kind(_detect_remote, _load_remote))
 
+
+def _checked(m: MDLM, path: Path) -> MDLM:
+    """Special-token ids must lie inside the vocabulary (a missing mask id defaults to -1)."""
+    n = m.vocab_size
+    for name, ids in (("mask_token_id", [m.meta.mask_token_id]), ("eos_token_ids", m.meta.eos_token_ids),
+                      ("slack_token_id", [] if m.meta.slack_token_id is None else [m.meta.slack_token_id])):
+        bad = [i for i in ids if not 0 <= int(i) < n]
+        if bad:
+            raise UserError(f"{name} {bad[0]} of '{path}' is missing or outside the vocabulary (0..{n - 1}); set it "
+                            f"in {META_FILE} to the id of that token")
+    return m
+
 DETECT_ORDER = ["mdlm", "llada", "dream", "remote"]
 
 
 def load_path(path: Path, opts: LoadOptions) -> MDLM:
+    from safetensors import SafetensorError
+
     cfg = _read_config(path)
     for name in DETECT_ORDER:
         kind = KINDS.get(name)
         if kind.detect(path, cfg):
-            return kind.load(path, cfg, opts)
+            try:
+                return _checked(kind.load(path, cfg, opts), path)
+            except UserError:
+                raise
+            except (ValueError, RuntimeError, KeyError, TypeError, AttributeError, SafetensorError) as e:
+                # transformers and safetensors report a damaged checkpoint in many ways; name the directory
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0][:120]
+                raise UserError(f"could not load the checkpoint '{path}' ({type(e).__name__}: {first}); check that "
+                                "config.json, the weights and the tokenizer are complete and belong together") from None
     raise UserError(
         f"'{path}' is not a model checkpoint (no config.json or {META_FILE}); "
         "pass a checkpoint directory, a bundled name (see 'mdlm-bench ls models') or make one with 'mdlm-bench init-model'"

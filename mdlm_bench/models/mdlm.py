@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -24,6 +25,11 @@ class ModelMeta:
     pad_token_id: Optional[int] = None
     logits_shift: bool = False  # Dream predicts token i from position i-1
     source: str = ""  # where the weights came from (path, preset, parent checkpoint)
+    # How answers were laid out in training: "canvas" = padded to `canvas` tokens (one EOS, then EOS or
+    # <slack> as canvas_pad_with); the lm-eval adapter pads continuations the same way by default.
+    pad_to: str = "none"
+    canvas: Optional[int] = None
+    canvas_pad_with: str = "eos"
 
 
 def bidirectional_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -39,6 +45,35 @@ def bidirectional_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     """Left padding must not shift positions: the first real token is position 0. [B, L] -> [B, L]."""
     return (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
+
+
+@dataclass
+class KVCache:
+    """Keys and values of some canvas positions of some batch rows, in transformers' `DynamicCache`.
+
+    cache: DynamicCache, per layer [Bm, H, Lc, d] (Bm = rows, or 2 * rows under classifier-free guidance:
+    conditional rows first); rows [Bc] long: the decoder's batch rows held; positions [Lc] long: the canvas
+    positions held, in cache order; tokens [Bc, Lc]: the canvas there when the cache was built (a change
+    means stale keys); key_mask [Bm, Lc] bool: which held positions are real (not padding).
+    Keys are stored after RoPE, so their order in the cache does not matter to bidirectional attention.
+    """
+
+    cache: object
+    rows: torch.Tensor
+    positions: torch.Tensor
+    tokens: torch.Tensor
+    key_mask: torch.Tensor
+    query: Tuple[int, int] = (0, 0)  # canvas positions [q0, q1) recomputed at each cached step
+    tag: object = None  # the decoder's note of what the cache was built for (e.g. the block)
+
+    def keep_rows(self, keep: torch.Tensor) -> None:
+        """Drop rows: keep [Bc] bool over `rows` (in place)."""
+        idx = keep.nonzero().flatten()
+        m = self.key_mask.shape[0] // self.rows.shape[0]  # 2 under classifier-free guidance
+        n = self.rows.shape[0]
+        midx = torch.cat([idx + k * n for k in range(m)])
+        self.cache.batch_select_indices(midx)
+        self.rows, self.tokens, self.key_mask = self.rows[idx], self.tokens[idx], self.key_mask[midx]
 
 
 class MDLM:
@@ -123,6 +158,80 @@ class MDLM:
                 logits = logits[:, 1:]
         return logits
 
+    # --- windowed and cached forwards (native backbones) ------------------------------------
+    @property
+    def supports_cache(self) -> bool:
+        return self.native
+
+    def _native(self, input_ids, mask4d, position_ids, keep: torch.Tensor, cache=None):
+        """One call of the native module; `keep` [n] long: sequence indices whose logits are computed."""
+        kw = {self._cache_kwarg(): cache} if cache is not None else {}
+        out = self.model(input_ids=input_ids, attention_mask=mask4d, position_ids=position_ids,
+                         use_cache=cache is not None, logits_to_keep=keep, **kw)
+        return out.logits
+
+    def _cache_kwarg(self) -> str:
+        """transformers renamed `past_key_values` to `cache` (5.x); use whichever this version takes."""
+        name = getattr(self, "_ckw", None)
+        if name is None:
+            params = inspect.signature(self.model.forward).parameters
+            name = self._ckw = "cache" if "cache" in params else "past_key_values"
+        return name
+
+    def _hidden_index(self, lo: int, hi: int, offset: int, device) -> torch.Tensor:
+        """Sequence indices (relative to `offset`) of the hidden states predicting canvas [lo, hi)."""
+        s = int(self.meta.logits_shift)
+        return (torch.arange(lo, hi, device=device) - s).clamp_(min=0) - offset
+
+    def window_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, lo: int, hi: int,
+                      keep_positions: Optional[torch.Tensor] = None, guidance_rows: int = 0):
+        """Full bidirectional forward; logits only for canvas positions [lo, hi): [B, hi - lo, V].
+
+        keep_positions [Lc] long: also return a KVCache of those positions (native backbones only).
+        guidance_rows: under classifier-free guidance the batch is [cond; uncond] and this is the number
+        of decoder rows (the cache's `rows` are then set by the caller).
+        """
+        attention_mask = attention_mask.bool()
+        if not self.native:
+            if keep_positions is not None:
+                raise RuntimeError("KV caching needs a native transformers backbone")
+            return self.logits(input_ids, attention_mask)[:, lo:hi]
+        device = input_ids.device
+        keep = self._hidden_index(lo, hi, 0, device)
+        if keep_positions is None:
+            return self._native(input_ids, bidirectional_mask(attention_mask),
+                                position_ids_from_mask(attention_mask), keep)
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        logits = self._native(input_ids, bidirectional_mask(attention_mask), position_ids_from_mask(attention_mask),
+                              keep, cache=cache)
+        _select_positions(cache, keep_positions)
+        kv = KVCache(cache=cache, rows=torch.empty(0, dtype=torch.long, device=device), positions=keep_positions,
+                     tokens=input_ids[: guidance_rows or None][:, keep_positions],
+                     key_mask=attention_mask[:, keep_positions])
+        return logits, kv
+
+    def cached_logits(self, kv: KVCache, input_ids: torch.Tensor, attention_mask: torch.Tensor, lo: int,
+                      hi: int) -> torch.Tensor:
+        """Recompute canvas positions kv.query = [q0, q1) attending to the cached keys and to themselves.
+
+        input_ids, attention_mask: [Bm, T] the whole canvas of the cached rows. Returns logits [Bm, hi - lo, V]
+        for canvas [lo, hi) (which must lie in the recomputed span). The cache is left as it was.
+        """
+        q0, q1 = kv.query
+        attention_mask = attention_mask.bool()
+        qmask = attention_mask[:, q0:q1]
+        keys = torch.cat([kv.key_mask, qmask], 1)  # cache order: held positions, then the queries
+        B, Lq = qmask.shape
+        mask4d = keys[:, None, None, :].expand(B, 1, Lq, keys.shape[1])
+        pos = position_ids_from_mask(attention_mask)[:, q0:q1]
+        keep = self._hidden_index(lo, hi, q0, input_ids.device)
+        try:
+            return self._native(input_ids[:, q0:q1], mask4d, pos, keep, cache=kv.cache)
+        finally:
+            kv.cache.crop(-Lq)  # drop this step's keys: the cache holds only `positions`
+
     # --- text ----------------------------------------------------------------------------
     def chat_prompt(self, messages) -> str:
         """Chat template applied, with the assistant turn opened. messages: [{"role", "content"}]."""
@@ -152,3 +261,34 @@ class MDLM:
         self.tokenizer.save_pretrained(out)
         atomic_write_text(out / META_FILE, json.dumps(asdict(self.meta), indent=2) + "\n")
         return out
+
+
+def _select_positions(cache, positions: torch.Tensor) -> None:
+    """Keep only sequence `positions` [Lc] of every layer of a DynamicCache (a slice when contiguous)."""
+    n = positions.numel()
+    contiguous = n > 0 and int(positions[-1] - positions[0]) == n - 1
+    for layer in cache.layers:
+        if contiguous:
+            a, b = int(positions[0]), int(positions[-1]) + 1
+            layer.keys, layer.values = layer.keys[:, :, a:b], layer.values[:, :, a:b]
+        else:
+            layer.keys = layer.keys.index_select(2, positions)
+            layer.values = layer.values.index_select(2, positions)
+
+
+def merge_caches(a: KVCache, b: KVCache, rows: torch.Tensor) -> KVCache:
+    """One KVCache holding a's and b's rows (same positions), ordered as `rows` [Bc] (a permutation of both)."""
+    allrows = torch.cat([a.rows, b.rows])
+    order = (allrows[None, :] == rows[:, None]).float().argmax(-1)  # rows[i] = allrows[order[i]]
+    na, nb = a.rows.numel(), b.rows.numel()
+    m = a.key_mask.shape[0] // max(na, 1) if na else b.key_mask.shape[0] // max(nb, 1)
+
+    def mix(ta, tb):  # [m * n, ...] blocks of m copies, each n rows
+        parts = [torch.cat([ta[k * na:(k + 1) * na], tb[k * nb:(k + 1) * nb]])[order] for k in range(m)]
+        return torch.cat(parts)
+
+    for la, lb in zip(a.cache.layers, b.cache.layers):
+        la.keys, la.values = mix(la.keys, lb.keys), mix(la.values, lb.values)
+    return KVCache(cache=a.cache, rows=rows, positions=a.positions,
+                   tokens=torch.cat([a.tokens, b.tokens])[order], key_mask=mix(a.key_mask, b.key_mask),
+                   query=a.query, tag=a.tag)

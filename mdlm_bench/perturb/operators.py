@@ -13,6 +13,19 @@ Shift policy. The token the sampler is about to commit at i is committed at i +/
 stays masked for the model to fill later. The target must be a generated position that is still
 masked and not being committed in the same step; otherwise the other direction is tried, and
 otherwise the operation is carried over.
+
+Under a KV cache (`--cache prefix|dual`). The cache holds keys and values of the positions left of the
+block (and, for `dual`, of the masked suffix right of it), computed from the canvas at the block's first
+step. An operator that moves a token into or out of a cached position makes those keys stale: a `shift`
+or `span_shift` landing in the suffix under `dual`, a `span_shift` or `swap` reaching a committed token of
+an earlier block. The rule: before each forward pass the sampler compares every cached
+position of a row with the token it held when the cache was built, and any difference invalidates that
+row's cache, so the row gets a full forward pass and a new cache (other rows keep theirs); so does a row
+with a masked position left of the block (a re-masked committed token). Operators need not declare
+anything. Moves within the recomputed span (the block, and under `prefix` the suffix) leave the cache
+valid. `post_hoc` operators run after decoding and never meet a cache. Tested: with a one-layer model,
+where the cache is exact, a perturbed decode with either cache equals the same decode with a full
+forward every step (tests/test_decode_cache.py).
 """
 
 from __future__ import annotations

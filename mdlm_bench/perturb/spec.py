@@ -104,8 +104,20 @@ def load_spec(path_or_name: str) -> PerturbSpec:
     return spec.validate()
 
 
+@dataclass
+class SweepBlock:
+    """The optional `sweep:` block of a spec file."""
+
+    fractions: Optional[List[float]] = None
+    seeds: Optional[List[int]] = None
+
+
 def sweep_defaults(path_or_name: str) -> dict:
-    """The optional `sweep:` block of a spec file (fractions, seeds)."""
-    data = load_yaml(_spec_path(path_or_name), "perturbation spec")
+    """The optional `sweep:` block of a spec file (fractions, seeds), type-checked."""
+    p = _spec_path(path_or_name)
+    data = load_yaml(p, "perturbation spec")
     sweep = data.get("sweep") if isinstance(data, dict) else None
-    return sweep if isinstance(sweep, dict) else {}
+    if sweep is None:
+        return {}
+    block = from_dict(SweepBlock, sweep, f"perturbation spec '{p}' sweep")
+    return {k: v for k, v in asdict(block).items() if v is not None}

@@ -1,16 +1,20 @@
 """Paired significance reports over run directories and sweeps (`mdlm-bench report`).
 
-    build_report(run_dirs, sweep_dirs, out_dir, labels=None, comparisons=None) -> report.json content
-    print_report(report, console)                                              -> rich tables
+    build_report(run_dirs, sweep_dirs, out_dir, labels=None, comparisons=None,
+                 names=None, question=None)                  -> report.json content
+    print_report(report, console)                            -> rich tables (headline first)
 
 out_dir receives report.json (every number shown anywhere), report.md, report.html (self-contained,
-plots embedded as base64 PNG) and plots/*.png.
+plots embedded as base64 PNG) and plots/*.png. Both documents lead with the answer: the question,
+the headline pooled over tasks, the sensitivity and forest plots and at most five findings; the
+per-comparison tables, settings and runs follow in collapsed sections. Paths are relative to out_dir.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -53,12 +57,31 @@ def _sweep_labels(sweeps: List[dict]) -> None:
             s["label"] = f"{s['label']} ({Path(s['path']).name})"
 
 
-def _run_entry(run) -> dict:
+def _rel(path, out_dir: Path) -> str:
+    """A path as the report refers to it: relative to the report directory, never absolute."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(out_dir).resolve())).as_posix()
+
+
+def _question(report: dict) -> str:
+    labels = [r["label"] for r in report["runs"]] or [sw["label"] for sw in report["sweeps"]]
+    metrics = report["headline"]["metrics"] or sorted(
+        {m for sw in report["sweeps"] for lv in sw["levels"] for m in lv["metrics"]})
+    what = " and ".join(m.replace("_", " ") for m in metrics[:2]) or "their scores"
+    if report["comparisons"]:
+        return (f"Which of {len(report['comparisons'])} paired comparisons between "
+                f"{len(labels)} runs differ on {what}, pooled over tasks?")
+    return f"How does {what} change with the displaced fraction for {', '.join(labels)}?"
+
+
+def _run_entry(run, out_dir: Path) -> dict:
     from mdlm_bench.report.tables import display
 
     info = dict(run.info)
+    info["path"] = _rel(info["path"], out_dir)
+    info["judges"] = [{**j, "file": _rel(j["file"], out_dir)} if j.get("file") else j for j in info["judges"]]
     judges = [f"{j['bench']}: {j.get('judge_model')} ({j['kind']}"
-              + (f" vs {j.get('baseline')})" if j["kind"] == "pairwise" else ")") for j in info["judges"]]
+              + (f" vs {j.get('baseline')})" if j["kind"] == "pairwise" else ")")
+              + (f" [{j['partial']['label']}]" if j.get("partial") else "") for j in info["judges"]]
     info["display"] = {
         "models": display(info["models"]), "checkpoints": display(info["checkpoints"]),
         "decoding": display(info["decoding"]), "perturbations": display(info["perturbations"]),
@@ -68,16 +91,22 @@ def _run_entry(run) -> dict:
 
 
 def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, labels: Optional[List[str]] = None,
-                 comparisons: Optional[List[Tuple[int, int]]] = None, *,
-                 settings: Optional[ReportSettings] = None, console=None) -> dict:
+                 comparisons: Optional[List[Tuple[int, int]]] = None, *, names: Optional[List[str]] = None,
+                 question: Optional[str] = None, settings: Optional[ReportSettings] = None,
+                 console=None) -> dict:
     """Compare runs pairwise (default: each run against run 0), add sweeps, write the report files and
-    return the content of report.json. `console` (rich) turns on a progress bar."""
+    return the content of report.json. `names`: one display name per comparison (default "A → B");
+    `question`: the one line the report answers (default: made from the runs and metrics).
+    `console` (rich) turns on a progress bar."""
     from mdlm_bench import __version__
     from mdlm_bench.config import digest, provenance
     from mdlm_bench.io import atomic_write_bytes, atomic_write_text, write_json
-    from mdlm_bench.report import compare, load, plots, render, summary
+    from mdlm_bench.report import compare, headline, load, plots, render, summary
+
+    from mdlm_bench.rundir import claim_dir, locked, mark_dir
 
     s = settings or ReportSettings()
+    claim_dir(Path(out_dir), "report")
     run_dirs = [Path(p) for p in run_dirs]
     sweep_dirs = [Path(p) for p in sweep_dirs or []]
     if not run_dirs and not sweep_dirs:
@@ -86,6 +115,8 @@ def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, la
         raise UserError(f"{len(labels)} labels for {len(run_dirs)} runs; give one label per run directory")
     labels = list(labels) if labels is not None else load.default_labels(run_dirs)
     pairs = _pairs(len(run_dirs), comparisons)
+    if names is not None and len(names) != len(pairs):
+        raise UserError(f"{len(names)} names for {len(pairs)} comparisons; give one name per comparison")
 
     # Read and check everything before writing anything, so bad input leaves out_dir as it was.
     runs = [load.load_run(p, lb) for p, lb in zip(run_dirs, labels)]
@@ -102,12 +133,21 @@ def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, la
                 progress.advance(task)
     else:
         comps = [compare.compare_runs(runs[a], runs[b], a, b, s) for a, b in pairs]
+    for k, c in enumerate(comps):
+        c["name"] = names[k] if names else f"{c['label_a']} → {c['label_b']}"
     corrections = compare.fill_scores_and_corrections(comps, s)
+    for c in comps:
+        tested = [r for r in c["benchmarks"] if r["p_holm"] is not None]
+        c["n_tested"], c["n_significant"] = len(tested), sum(bool(r["significant"]) for r in tested)
     judge = compare.judge_section(runs, s)
+    head = headline.pooled(runs, pairs, names, s)
+    out_dir = Path(out_dir)
+    for sw in sweeps:
+        sw["path"] = _rel(sw["path"], out_dir)
 
     settings_out = {**s.__dict__, "ci_percent": s.ci_level * 100}
-    inputs = {"runs": [{"path": r["path"], "digest": r["digest"]} for r in (run.info for run in runs)],
-              "sweeps": [str(p) for p in sweep_dirs], "comparisons": pairs}
+    inputs = {"runs": [{"path": _rel(r["path"], out_dir), "digest": r["digest"]} for r in (run.info for run in runs)],
+              "sweeps": [_rel(p, out_dir) for p in sweep_dirs], "comparisons": pairs}
     report = _clean({
         "kind": "report",
         "producer": f"mdlm-bench {__version__} report",
@@ -116,7 +156,9 @@ def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, la
         "inputs": inputs,
         "settings": settings_out,
         "provenance": provenance(),
-        "runs": [_run_entry(r) for r in runs],
+        "question": question,
+        "headline": head,
+        "runs": [_run_entry(r, out_dir) for r in runs],
         "sweeps": sweeps,
         "comparisons": comps,
         "corrections": corrections,
@@ -126,21 +168,24 @@ def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, la
         for row in c["benchmarks"]:
             row["summary"] = summary.benchmark_sentence(row, c["label_a"], c["label_b"],
                                                         report["settings"]["ci_percent"])
-    report["summary"] = summary.paragraph(report)
+    report["question"] = report["question"] or _question(report)
+    report["findings"] = summary.findings(report)
 
     pngs = plots.render_all(report)
     report["plots"] = {name: f"plots/{name}.png" for name in pngs}
-    out_dir = Path(out_dir)
-    for name, png in pngs.items():
-        atomic_write_bytes(out_dir / report["plots"][name], png)
-    write_json(out_dir / "report.json", report)
-    atomic_write_text(out_dir / "report.md", render.to_markdown(report, report["plots"]))
-    atomic_write_text(out_dir / "report.html", render.to_html(report, pngs))
+    claim_dir(out_dir, "report")
+    with locked(out_dir, "report directory"):
+        mark_dir(out_dir, "report")
+        for name, png in pngs.items():
+            atomic_write_bytes(out_dir / report["plots"][name], png)
+        write_json(out_dir / "report.json", report)
+        atomic_write_text(out_dir / "report.md", render.to_markdown(report, report["plots"]))
+        atomic_write_text(out_dir / "report.html", render.to_html(report, pngs))
     return report
 
 
 def print_report(report: dict, console) -> None:
-    """The report's tables and summary as rich output."""
+    """The report as rich output: headline and findings first, then every table."""
     from mdlm_bench.report.render import print_tables
 
     print_tables(report, console)

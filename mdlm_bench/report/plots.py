@@ -1,5 +1,5 @@
-"""Report figures as PNG bytes (matplotlib, Agg): forest plot of differences, sensitivity curves of
-sweeps, win-rate bars of judged benches. Each returns None when there is nothing to draw."""
+"""Report figures as PNG bytes (matplotlib, Agg): sensitivity curves of sweeps, forest plot of the
+pooled differences, win-rate bars of judged benches. Each returns None when there is nothing to draw."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def _png(fig) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
@@ -26,22 +26,25 @@ def _plt():
 
 
 def forest(report: dict) -> Optional[bytes]:
-    rows = [(f"{c['label_b']} - {c['label_a']}: {r['benchmark']}", r)
-            for c in report["comparisons"] for r in c["benchmarks"] if r["diff"] is not None]
+    """Pooled differences B - A of the headline, one row per comparison (and metric)."""
+    head = report["headline"]
+    rows = [r for r in head["comparisons"] if r["diff"] is not None]
     if not rows:
         return None
+    many = len(head["metrics"]) > 1
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(rows) + 1.2))
-    for y, (name, r) in enumerate(reversed(rows)):
-        d = r["diff"]
+    fig, ax = plt.subplots(figsize=(6.4, 0.25 * len(rows) + 1.0))
+    for y, r in enumerate(reversed(rows)):
         color = "tab:red" if r["significant"] else "tab:gray"
-        if d["ci_low"] is not None:
-            ax.plot([d["ci_low"], d["ci_high"]], [y, y], color=color, lw=2)
-        ax.plot([d["mean"]], [y], "o", color=color)
+        if r["ci_low"] is not None:
+            ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=color, lw=2)
+        ax.plot([r["diff"]], [y], "o", color=color, ms=4)
     ax.axvline(0.0, color="black", lw=0.8, ls="--")
-    ax.set_yticks(range(len(rows)), [n for n, _ in reversed(rows)], fontsize=8)
-    ax.set_xlabel("difference B - A (paired bootstrap CI); red: significant after Holm")
-    ax.set_title("Differences per benchmark")
+    ax.set_yticks(range(len(rows)), [r["comparison"] + (f" ({r['metric']})" if many else "")
+                                     for r in reversed(rows)], fontsize=9)
+    ax.set_xlabel("B - A pooled over tasks (paired bootstrap CI); red: significant (Holm)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.set_title("Pooled differences", fontsize=10)
     return _png(fig)
 
 
@@ -51,7 +54,7 @@ def sensitivity(report: dict) -> Optional[bytes]:
     if not metrics:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.2), squeeze=False)
     for ax, m in zip(axes[0], metrics):
         for sw in sweeps:
             pts = [(lv["fraction"], lv["metrics"][m]) for lv in sw["levels"] if m in lv["metrics"]
@@ -99,7 +102,7 @@ def win_rates(report: dict) -> Optional[bytes]:
     return _png(fig)
 
 
-PLOTS = {"forest": forest, "sensitivity": sensitivity, "win_rates": win_rates}
+PLOTS = {"sensitivity": sensitivity, "forest": forest, "win_rates": win_rates}
 
 
 def render_all(report: dict) -> Dict[str, bytes]:

@@ -49,31 +49,64 @@ def judge_sentence(row: dict, ci_percent: float, alpha: float) -> str:
             f"p={fmt(row['sign_p'])}, Holm-corrected p={fmt(row['sign_p_holm'])}): {_verdict(sig)}.")
 
 
-def paragraph(report: dict) -> str:
-    """The one-paragraph summary: counts, one sentence per tested benchmark, unpaired items, judges."""
+def _effect(r: dict, ci_percent: float) -> str:
+    """"B scores 0.357 lower than A on exact match (95% CI ..., Holm p=...)" for a headline row."""
+    d = r["diff"]
+    if d == 0:
+        head = f"{r['label_b']} and {r['label_a']} score the same on {r['metric'].replace('_', ' ')}"
+    else:
+        head = (f"{r['label_b']} scores {fmt(abs(d))} {'higher' if d > 0 else 'lower'} than {r['label_a']} on "
+                f"{r['metric'].replace('_', ' ')}, {fmt(r['b_mean'])} against {fmt(r['a_mean'])}")
+    ci = f"{fmt(ci_percent)}% CI {fmt(r['ci_low'])} to {fmt(r['ci_high'])}" if r["ci_low"] is not None else "no CI"
+    return f"{head} ({ci}, Holm p={fmt(r['p_holm'])})"
+
+
+def _names(items: List[str], limit: int = 4) -> str:
+    shown = items[:limit] + ([f"{len(items) - limit} more"] if len(items) > limit else [])
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def findings(report: dict, limit: int = 5) -> List[str]:
+    """At most `limit` plain sentences from the numbers: how many pooled comparisons are significant,
+    the largest significant effects, what did not reach significance, unpaired items, the sweep ends."""
     s = report["settings"]
-    rows = [r for c in report["comparisons"] for r in c["benchmarks"]]
-    tested = [r for r in rows if r["p_holm"] is not None]
-    parts: List[str] = []
-    if report["comparisons"]:
-        parts.append(f"{_count(len(tested), 'paired test')} over "
-                     f"{_count(len(report['comparisons']), 'comparison')}; "
-                     f"{fmt(sum(bool(r['significant']) for r in tested))} significant at alpha {fmt(s['alpha'])} "
-                     f"after Holm correction.")
-    for c in report["comparisons"]:
-        for r in c["benchmarks"]:
-            parts.append(benchmark_sentence(r, c["label_a"], c["label_b"], s["ci_percent"]))
-            pa = r["pairing"]
-            if r["diff"] is not None and (pa["only_a"] or pa["only_b"]):
-                parts.append(f"On {r['benchmark']}, {fmt(pa['only_a'])} items only in {c['label_a']} and "
-                             f"{fmt(pa['only_b'])} only in {c['label_b']} were left unpaired.")
-    for j in report["judge"]:
-        parts.append(judge_sentence(j, s["ci_percent"], s["alpha"]))
+    rows = [r for r in report["headline"]["comparisons"] if r["p_holm"] is not None]
+    sig = sorted((r for r in rows if r["significant"]), key=lambda r: -abs(r["diff"]))
+    ns = [r for r in rows if not r["significant"]]
+    first: List[str] = []
+    if rows:
+        first.append(f"{fmt(len(sig))} of {_count(len(rows), 'pooled comparison')} differ significantly at alpha "
+                     f"{fmt(s['alpha'])} after Holm correction.")
+    largest = [f"Largest significant effect: {_effect(sig[0], s['ci_percent'])}."] if sig else []
+    second = [f"Next: {_effect(sig[1], s['ci_percent'])}."] if len(sig) > 1 else []
+    if len(ns) == 1:
+        rest = [f"Not significant: {_effect(ns[0], s['ci_percent'])}."]
+    elif ns:
+        rest = [f"Not significant: {_names([r['comparison'] for r in ns])} (smallest Holm p "
+                f"{fmt(min(r['p_holm'] for r in ns))})."]
+    else:
+        rest = []
+    unpaired = [r for c in report["comparisons"] for r in c["benchmarks"]
+                if r["pairing"]["only_a"] or r["pairing"]["only_b"]]
+    caveat = [f"{_count(sum(r['pairing']['only_a'] + r['pairing']['only_b'] for r in unpaired), 'item')} "
+              f"present in only one run of a comparison were left unpaired "
+              f"({_names(sorted({r['benchmark'] for r in unpaired}))}); see the per-comparison tables."] \
+        if unpaired else []
+    ends = []
     for sw in report["sweeps"]:
         lv0, lv1 = sw["levels"][0], sw["levels"][-1]
         for m in sorted(set(lv0["metrics"]) & set(lv1["metrics"])):
             a, b = lv0["metrics"][m]["mean"], lv1["metrics"][m]["mean"]
             if a is not None and b is not None:
-                parts.append(f"Sweep {sw['label']}: {m.replace('_', ' ')} goes from {fmt(a)} at fraction "
-                             f"{fmt(lv0['fraction'])} to {fmt(b)} at fraction {fmt(lv1['fraction'])}.")
-    return " ".join(parts) if parts else "Nothing to compare."
+                ends.append(f"{fmt(a)} to {fmt(b)} for {sw['label']}"
+                            + (f" ({m.replace('_', ' ')})" if len(lv0["metrics"]) > 1 else ""))
+    sweep = []
+    if ends:
+        lv = report["sweeps"][0]["levels"]
+        sweep = [f"From displaced fraction {fmt(lv[0]['fraction'])} to {fmt(lv[-1]['fraction'])} the mean goes "
+                 f"from {_names(ends, 6)}."]
+    judged = [judge_sentence(j, s["ci_percent"], s["alpha"]) for j in report["judge"][:1]]
+    # shown in reading order; when there are more than `limit`, the lowest priority ones go
+    shown = [(0, first), (1, largest), (5, second), (2, rest), (3, caveat), (4, sweep), (6, judged)]
+    keep = sorted(rank for rank, x in shown if x)[:limit]
+    return [x[0] for rank, x in shown if x and rank in keep] or ["Nothing to compare."]

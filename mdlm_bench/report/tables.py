@@ -50,7 +50,7 @@ Cell = Union[str, Num, List[Union[str, Num]]]
 @dataclass
 class Table:
     title: str
-    columns: List[str]
+    columns: List[Cell]
     rows: List[List[Cell]] = field(default_factory=list)
     note: str = ""
 
@@ -90,9 +90,30 @@ def _opt(report: dict, ref: str) -> Cell:
     return "n/a" if v is None else Num(v, ref)
 
 
+def headline_table(report: dict) -> Table:
+    """Each comparison pooled over tasks: the table the report and the terminal lead with."""
+    head = report["headline"]
+    many = len(head["metrics"]) > 1
+    t = Table(f"Pooled over tasks: {', '.join(m.replace('_', ' ') for m in head['metrics'])}",
+              ["comparison A → B"] + (["metric"] if many else []) +
+              ["paired rows", "A", "B", ["B − A [", _n(report, "/settings/ci_percent"), "% CI]"], "p (Holm)",
+               "verdict"],
+              note="Rows paired by (task, uid, seed) and pooled over tasks; paired bootstrap CI; McNemar on "
+                   "binary scores, else the paired permutation test; Holm over the rows of this table.")
+    for i, r in enumerate(head["comparisons"]):
+        ref = f"/headline/comparisons/{i}"
+        diff: Cell = [_n(report, ref + "/diff"), " [", _n(report, ref + "/ci_low"), ", ",
+                      _n(report, ref + "/ci_high"), "]"] if r["ci_low"] is not None else [_n(report, ref + "/diff")]
+        verdict = "n/a" if r["significant"] is None else ("significant" if r["significant"] else "not significant")
+        t.rows.append([r["comparison"]] + ([r["metric"]] if many else []) +
+                      [_n(report, ref + "/n"), _n(report, ref + "/a_mean"), _n(report, ref + "/b_mean"), diff,
+                       _opt(report, ref + "/p_holm"), verdict])
+    return t
+
+
 def run_table(report: dict) -> Table:
-    t = Table("Runs compared", ["run", "path", "models", "checkpoints", "decoding", "perturbation", "seeds",
-                                "judge", "config digest"])
+    t = Table("Runs compared", ["run", "path (relative to the report)", "models", "checkpoints", "decoding",
+                                "perturbation", "seeds", "judge", "config digest"])
     for i, r in enumerate(report["runs"]):
         d = r["display"]
         t.rows.append([r["label"], r["path"], d["models"], d["checkpoints"], d["decoding"], d["perturbations"],
@@ -101,15 +122,20 @@ def run_table(report: dict) -> Table:
 
 
 def comparison_tables(report: dict) -> List[Table]:
+    return [t for pair in comparison_sections(report) for t in pair]
+
+
+def comparison_sections(report: dict) -> List[List[Table]]:
+    """[scores, tests] per comparison."""
     out = []
     for ci, comp in enumerate(report["comparisons"]):
         base = f"/comparisons/{ci}/benchmarks"
-        scores = Table(f"{comp['label_b']} vs {comp['label_a']}: scores",
+        scores = Table(f"{comp['name']}: scores",
                        ["benchmark", "kind", "paired", "only A", "only B", "A", "A CI", "B", "B CI",
                         "B - A", "B - A CI", "CI method"],
                        note=f"A = {comp['label_a']}, B = {comp['label_b']}; scores on the paired items with percentile "
                             f"bootstrap intervals; B - A interval: paired bootstrap (scipy, BCa).")
-        tests = Table(f"{comp['label_b']} vs {comp['label_a']}: tests",
+        tests = Table(f"{comp['name']}: tests",
                       ["benchmark", "McNemar p", "permutation p", "Wilcoxon p", "sign test p", "primary",
                        "Holm p", "BH p", "Cohen d_z", "B wins", "ties", "B losses", "verdict"],
                       note="Holm and BH correct the primary p-value over every benchmark of every comparison.")
@@ -133,7 +159,7 @@ def comparison_tables(report: dict) -> List[Table]:
                 row["primary_test"], _opt(report, ref + "/p_holm"), _opt(report, ref + "/p_bh"),
                 _opt(report, ref + "/effect/cohens_dz"), _n(report, ref + "/effect/wins"),
                 _n(report, ref + "/effect/ties"), _n(report, ref + "/effect/losses"), verdict])
-        out += [scores, tests]
+        out.append([scores, tests])
     return out
 
 
@@ -173,8 +199,14 @@ def sweep_tables(report: dict) -> List[Table]:
     return out
 
 
+def detail_tables(report: dict) -> List[Table]:
+    return comparison_tables(report) + judge_table(report) + sweep_tables(report)
+
+
 def all_tables(report: dict) -> List[Table]:
-    return [run_table(report)] + comparison_tables(report) + judge_table(report) + sweep_tables(report)
+    """Every table, in the order of the documents: headline, details, runs."""
+    head = [headline_table(report)] if report["headline"]["comparisons"] else []
+    return head + detail_tables(report) + [run_table(report)]
 
 
 def settings_line(report: dict) -> List[Cell]:

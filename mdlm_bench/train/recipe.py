@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from mdlm_bench.config import digest, from_dict, load_yaml
+from mdlm_bench.config import NonNegFloat, NonNegInt, PosInt, digest, from_dict, load_yaml
 from mdlm_bench.errors import UserError, unknown
 
 OVERFLOW = ("error", "truncate", "skip")
@@ -73,15 +73,15 @@ class Recipe:
     micro_batch_size: int = 32
     lr: float = 1e-3
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 50
-    weight_decay: float = 0.0
+    warmup_steps: NonNegInt = 50
+    weight_decay: NonNegFloat = 0.0
     betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
-    grad_clip: float = 1.0
+    grad_clip: NonNegFloat = 1.0
     bf16: bool = True  # bf16 autocast on GPU; CPU always trains in float32
     lora: Dict[str, Any] = field(default_factory=dict)
     seed: int = 0
-    log_every: int = 10  # progress-bar refresh; every step is logged to train_log.jsonl
-    save_every: int = 0  # periodic checkpoints (0 = final only)
+    log_every: PosInt = 10  # progress-bar refresh; every step is logged to train_log.jsonl
+    save_every: NonNegInt = 0  # periodic checkpoints (0 = final only)
     keep_state: bool = True  # keep OUT/state (optimiser etc.) after the final step, for --resume with more steps
 
     def __post_init__(self) -> None:

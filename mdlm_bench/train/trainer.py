@@ -2,7 +2,8 @@
 
 OUT/ holds the final model (the model layer's format), train_log.jsonl (one row per step), loss.png,
 train_config.json (recipe, digest, provenance, data counts), checkpoints/step-K/ (periodic models) and
-state/ (accelerate state + trainer_state.json: what --resume restores; removed at the end if keep_state is off).
+state/ (what --resume restores, as safetensors + JSON: mdlm_bench/train/state.py; removed at the end if
+keep_state is off).
 """
 
 from __future__ import annotations
@@ -38,14 +39,21 @@ class RunPlan:
     resume: bool
 
 
-def plan_run(recipe: Recipe, out: Path, max_steps: Optional[int], resume: bool) -> RunPlan:
+def plan_run(recipe: Recipe, out: Path, max_steps: Optional[int], resume: bool,
+             allow_pickle: bool = False) -> RunPlan:
     """Check the output directory against --resume; raises UserError before anything is touched."""
+    from mdlm_bench.rundir import claim_dir
+
     state = out / STATE / TRAINER_STATE
     start = 0
+    claim_dir(out, "train", flag="--output")
     if resume:
         if not state.is_file():
             raise UserError(f"'{out}' has no resumable state ({STATE}/{TRAINER_STATE}); drop --resume to start "
                             "a new run there")
+        from mdlm_bench.train.state import check_loadable
+
+        check_loadable(out / STATE, allow_pickle)
         saved = read_json(state)
         if saved.get("digest") != recipe.digest:
             raise UserError(f"'{out}' was trained with a different recipe (digest {saved.get('digest')} != "
@@ -100,6 +108,11 @@ def _wrap_lora(model, recipe: Recipe, slack_added: bool):
     return get_peft_model(model, cfg)
 
 
+def record_canvas(mdlm, recipe: Recipe) -> None:
+    """Answers were padded to recipe.canvas tokens: say so in mdlm_bench.json, for likelihood scoring."""
+    mdlm.meta.pad_to, mdlm.meta.canvas, mdlm.meta.canvas_pad_with = "canvas", int(recipe.canvas), recipe.pad_with
+
+
 def save_model(accelerator, model, mdlm, out: Path, lora: bool) -> None:
     """Write the model in the model layer's format (LoRA merged into a copy; sharded states gathered)."""
     from mdlm_bench.models import MDLM
@@ -127,15 +140,17 @@ def save_model(accelerator, model, mdlm, out: Path, lora: bool) -> None:
         atomic_write_text(out / META_FILE, json.dumps(asdict(mdlm.meta), indent=2) + "\n")
 
 
-def save_state(accelerator, out: Path, step: int, recipe: Recipe) -> None:
-    """accelerate state (model, optimiser, scheduler, RNG) + step, swapped in so a crash keeps the last one."""
+def save_state(accelerator, out: Path, step: int, recipe: Recipe, model, optimizer, scheduler) -> None:
+    """Model, optimiser, scheduler, RNG and step (no pickle), swapped in so a crash keeps the last one."""
+    from mdlm_bench.train import state as trainer_state
+
     tmp = out / f"{STATE}.tmp"
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    trainer_state.save(accelerator, tmp, model, optimizer, scheduler,
+                       {"step": step, "digest": recipe.digest, "recipe": recipe.to_dict()})
     if accelerator.is_main_process:
-        write_json(tmp / TRAINER_STATE, {"step": step, "digest": recipe.digest, "recipe": recipe.to_dict()})
         final, old = out / STATE, out / f"{STATE}.old"
         if final.exists():
             os.replace(final, old)
@@ -174,7 +189,7 @@ def plot_loss(log_path: Path, png: Path, title: str) -> None:
 
 
 def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bool = False,
-          quiet: bool = False) -> Dict[str, object]:
+          quiet: bool = False, allow_pickle: bool = False) -> Dict[str, object]:
     """Run (or resume) training; returns a summary dict. Raises UserError for bad input before writing."""
     import torch
     from accelerate import Accelerator
@@ -185,9 +200,10 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
     from mdlm_bench.train.losses import loss_for
 
     out = Path(out)
-    plan = plan_run(recipe, out, max_steps, resume)
+    plan = plan_run(recipe, out, max_steps, resume, allow_pickle)
     examples = load_examples(recipe)
     mdlm = load_init_model(recipe)
+    record_canvas(mdlm, recipe)
     slack_added = False
     if needs_slack(recipe):
         slack_added = "<slack>" not in mdlm.tokenizer.get_vocab()
@@ -226,6 +242,9 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / LOG
     if accelerator.is_main_process:
+        from mdlm_bench.rundir import mark_dir
+
+        mark_dir(out, "train")
         if plan.resume:
             rows = [r for r in repair_jsonl(log_path) if r["step"] <= plan.start_step]
             from mdlm_bench.io import atomic_write_text
@@ -240,7 +259,9 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
         })
     accelerator.wait_for_everyone()
     if plan.resume:
-        accelerator.load_state(str(out / STATE))
+        from mdlm_bench.train import state as trainer_state
+
+        trainer_state.load(accelerator, out / STATE, model, optimizer, scheduler, allow_pickle)
 
     loss_fn = loss_for(recipe)
     n = recipe.canvas
@@ -295,7 +316,7 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
                 progress.update(task, completed=step + 1, loss=mean_loss, tps=tokens / dt if dt > 0 else 0.0)
             done = step + 1
             if recipe.save_every and done % recipe.save_every == 0 and done < plan.stop_step:
-                save_state(accelerator, out, done, recipe)
+                save_state(accelerator, out, done, recipe, model, optimizer, scheduler)
                 save_model(accelerator, model, mdlm, out / "checkpoints" / f"step-{done}", lora)
     finally:
         if progress is not None:
@@ -305,7 +326,7 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
 
     finished = plan.stop_step >= recipe.steps
     if recipe.keep_state or not finished:
-        save_state(accelerator, out, max(plan.stop_step, plan.start_step), recipe)
+        save_state(accelerator, out, max(plan.stop_step, plan.start_step), recipe, model, optimizer, scheduler)
     elif accelerator.is_main_process and (out / STATE).exists():
         shutil.rmtree(out / STATE)
     save_model(accelerator, model, mdlm, out, lora)

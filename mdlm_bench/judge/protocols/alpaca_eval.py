@@ -8,9 +8,8 @@ summary says so.
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import math
+import random
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -20,7 +19,9 @@ from mdlm_bench.benchdata import expect_file, load_prompts
 from mdlm_bench.config import load_yaml
 from mdlm_bench.errors import UserError
 from mdlm_bench.judge import scoring
+from mdlm_bench.judge.lc_data import LcData, find_lc_data
 from mdlm_bench.judge.answers import Item
+from mdlm_bench.judge.length_control import N_SPLITS, length_controlled_winrate
 from mdlm_bench.judge.protocols.base import Game, Parsed, Protocol
 from mdlm_bench.judge.templates import chatml_messages, fill
 
@@ -28,40 +29,15 @@ CONFIG = "weighted_alpaca_eval_gpt4_turbo.yaml"
 SAMPLING_KEYS = ("max_tokens", "temperature", "logprobs", "top_logprobs")
 
 
+# alpaca_eval's PairwiseAnnotator switches output_1/output_2 with RandomSwitchTwoColumnsProcessor, column
+# "is_switched_outputs", seeded on the instruction and the annotator seed (0)
+SWITCH_COLUMN, ANNOTATOR_SEED = "is_switched_outputs", 0
+
+
 def is_switched(instruction: str) -> bool:
-    """Whether the run's output goes first: a fair coin seeded by the instruction text."""
-    return hashlib.sha256(("alpaca-order:" + instruction).encode("utf-8")).digest()[0] % 2 == 1
-
-
-def load_difficulty(path: Path, prompts: List[dict]) -> Dict[str, float]:
-    """uid -> instruction difficulty from a CSV with a difficulty column and either an integer index
-    (AlpacaEval's instruction_difficulty.csv: position in the 805 instructions) or the instruction text."""
-    if not Path(path).is_file():
-        raise UserError(f"instruction difficulty file '{path}' does not exist; check --difficulty")
-    by_index = {p["extra"]["index"]: p["uid"] for p in prompts}
-    by_text = {p["turns"][0]: p["uid"] for p in prompts}
-    out: Dict[str, float] = {}
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        value_col = next((c for c in cols if c and "difficulty" in c), None)
-        key_col = "instruction" if "instruction" in cols else (cols[0] if cols else None)
-        if value_col is None or key_col is None or key_col == value_col:
-            raise UserError(f"{path}: expected columns 'index,instruction_difficulty' (or 'instruction,...'); "
-                            f"use AlpacaEval's instruction_difficulty.csv")
-        for lineno, row in enumerate(reader, start=2):
-            try:
-                value = float(row[value_col])
-                uid = by_text.get(row[key_col]) if key_col == "instruction" else by_index.get(int(row[key_col]))
-            except (TypeError, ValueError):
-                raise UserError(f"{path}:{lineno}: unreadable row; expected an index and a number") from None
-            if uid is not None:
-                out[uid] = value
-    missing = [p["uid"] for p in prompts if p["uid"] not in out]
-    if missing:
-        raise UserError(f"{path} has no difficulty for {len(missing)} of {len(prompts)} instructions; "
-                        f"use the file matching this AlpacaEval version")
-    return out
+    """Whether the run's output goes first, by alpaca_eval's rule (utils.random_seeded_choice with the seed
+    string "is_switched_outputs" + instruction + "0"), so that orders match the leaderboard's item by item."""
+    return random.Random(SWITCH_COLUMN + instruction + str(ANNOTATOR_SEED)).choices([False, True], k=1)[0]
 
 
 class AlpacaEval(Protocol):
@@ -89,12 +65,17 @@ class AlpacaEval(Protocol):
         self.template_path = expect_file(bench_dir, "alpaca-eval", template_name)
         self.messages = chatml_messages(self.template_path.read_text(encoding="utf-8"), str(self.template_path))
         self.params = {k: kwargs[k] for k in SAMPLING_KEYS if k in kwargs}
-        self._difficulty: Optional[Dict[str, float]] = None
+        self._lc: Optional[LcData] = None
 
     def prompts(self):
         prompts = load_prompts("alpaca-eval", self.bench_dir)
-        if self.opts.difficulty_file:
-            self._difficulty = load_difficulty(Path(self.opts.difficulty_file), prompts)
+        self._lc = find_lc_data(self.bench_dir, self.opts.difficulty_file)
+        if self._lc.difficulty is not None:
+            lacking = [p["extra"]["index"] for p in prompts if p["extra"]["index"] not in self._lc.difficulty]
+            if lacking:
+                raise UserError(f"{self._lc.sources[0]} has no difficulty for {len(lacking)} of {len(prompts)} "
+                                f"instructions (e.g. index {lacking[0]}); use the files matching this AlpacaEval "
+                                f"version")
         return prompts
 
     def published_baseline(self, prompts):
@@ -103,6 +84,8 @@ class AlpacaEval(Protocol):
             {p["uid"]: [str(p["extra"]["baseline_output"])] for p in prompts}
 
     def games(self, item: Item) -> List[Game]:
+        if item.answer[0] == item.baseline[0]:
+            return []  # identical outputs: no request, preference 1.5 (pairwise_evaluator.py)
         instruction = item.turns[0]
         switched = is_switched(instruction)
         out1, out2 = (item.answer[0], item.baseline[0]) if switched else (item.baseline[0], item.answer[0])
@@ -115,16 +98,15 @@ class AlpacaEval(Protocol):
     def parse(self, game: Game, text: str, top_logprobs) -> Parsed:
         model_token = game.meta["model_token"]
         if top_logprobs:
-            lp = {}
-            for tok, logprob in top_logprobs:
-                tok = str(tok).strip()
-                if tok in self.labels and tok not in lp:
-                    lp[tok] = float(logprob)
-            if lp:
-                denom = np.logaddexp.reduce([lp.get(t, -math.inf) for t in self.labels])
-                p_num = math.exp(lp.get(self.numerator, -math.inf) - denom)
-                p_model = p_num if model_token == self.numerator else 1.0 - p_num
-                return Parsed(f"P({self.numerator})={p_num:.4f}", p_model, 1, {"mode": "logprob"})
+            # exact token match, later duplicates win, as alpaca_eval's logprob_parser; neither label = NaN
+            lp = {str(tok): float(logprob) for tok, logprob in top_logprobs
+                  if str(tok) in self.labels + [self.numerator]}
+            if not lp:
+                return Parsed(None, None, 1, {"mode": "logprob", "nan": True}, final=True)
+            denom = np.logaddexp.reduce([lp.get(t, -math.inf) for t in self.labels])
+            p_num = math.exp(lp.get(self.numerator, -math.inf) - denom)
+            p_model = p_num if model_token == self.numerator else 1.0 - p_num
+            return Parsed(f"P({self.numerator})={p_num:.4f}", p_model, 1, {"mode": "logprob"})
         label = text.strip()
         if label in self.labels:
             return Parsed(label, 1.0 if label == model_token else 0.0, 1, {"mode": "discrete"})
@@ -133,23 +115,40 @@ class AlpacaEval(Protocol):
     def settings(self):
         return {"judge_config": str(self.config_path), "prompt_file": str(self.template_path),
                 "sampling": self.params, "labels": self.labels,
-                "order": "randomised per instruction: sha256('alpaca-order:' + instruction)[0] odd = run first"}
+                "order": "alpaca_eval's: random.Random('is_switched_outputs' + instruction + '0').choices([False, "
+                         "True]); True = run first",
+                "identical_outputs": "no request, preference 1.5"}
 
     def summarize(self, items, rows):
         level = self.ci_level
         by_key = {(r.get("task"), r["uid"], int(r["seed"])): r for r in rows}
-        prefs, len_m, len_b, diff, item_out, modes = [], [], [], [], [], []
+        prefs, item_out, modes = [], [], []
+        lc_pref, lc_len_m, lc_len_b, lc_index = [], [], [], []
+        n_identical = n_nan = 0
         for it in items:
-            r = by_key.get((it.task, it.uid, it.seed))
-            if r is None or r["status"] != "ok" or r.get("score") is None:
-                continue
-            prefs.append(float(r["score"]))
-            len_m.append(len(it.answer[0]))
-            len_b.append(len(it.baseline[0]))
-            modes.append((r.get("info") or {}).get("mode"))
-            if self._difficulty is not None:
-                diff.append(self._difficulty[it.uid])
-            item_out.append({"uid": it.uid, "seed": it.seed, "score": float(r["score"]), "task": it.task})
+            if it.answer[0] == it.baseline[0]:
+                score, mode = 0.5, "identical"
+                n_identical += 1
+            else:
+                r = by_key.get((it.task, it.uid, it.seed))
+                if r is not None and r["status"] == "ok" and (r.get("info") or {}).get("nan"):
+                    n_nan += 1
+                if r is None or r["status"] != "ok":
+                    continue
+                if r.get("score") is None:  # no preference: not trained on, still predicted (as upstream)
+                    lc_pref.append(math.nan)
+                    lc_len_m.append(len(it.answer[0]))
+                    lc_len_b.append(len(it.baseline[0]))
+                    lc_index.append(it.extra.get("index"))
+                    continue
+                score, mode = float(r["score"]), (r.get("info") or {}).get("mode")
+            prefs.append(score)
+            lc_pref.append(score)
+            lc_len_m.append(len(it.answer[0]))
+            lc_len_b.append(len(it.baseline[0]))
+            lc_index.append(it.extra.get("index"))
+            modes.append(mode)
+            item_out.append({"uid": it.uid, "seed": it.seed, "score": score, "task": it.task})
         answered = [r for r in rows if r["status"] == "ok"]
         mean, se = scoring.mean_se(prefs)
         out: Dict[str, Any] = {
@@ -160,17 +159,30 @@ class AlpacaEval(Protocol):
             "losses": sum(p < 0.5 for p in prefs), "counted_per": "instruction",
             "position_consistency": None,
             "position_note": "one game per instruction with randomised order; consistency is not measured",
-            "parse_failure_rate": (len(answered) - len(prefs)) / len(answered) if answered else None,
+            "parse_failure_rate": (sum(r.get("score") is None for r in answered) / len(answered)
+                                   if answered else None),
             "n_items": len(prefs), "n_items_total": len(items), "items": item_out,
+            "identical_outputs": n_identical,
+            "nan_preferences": n_nan,
+            "nan_note": "judge replies whose top logprobs hold neither 'm' nor 'M' have no preference (NaN) and "
+                        "are dropped, as alpaca_eval does",
         }
         n_lp, n_disc = modes.count("logprob"), modes.count("discrete")
         out["preference_mode"] = ("logprob-weighted" if n_disc == 0 else
                                   "discrete labels: the endpoint returned no logprobs" if n_lp == 0 else
                                   f"mixed: {n_lp} logprob-weighted, {n_disc} discrete (no logprobs returned)")
-        if len(prefs) > 2:
-            lc = scoring.length_controlled_winrate(prefs, len_m, len_b, diff if self._difficulty is not None else None)
+        lc_data = self._lc or LcData()
+        if len(prefs) >= 2 * N_SPLITS:
+            lc = length_controlled_winrate(lc_pref, lc_len_m, lc_len_b, lc_index, lc_data.glm, lc_data.difficulty,
+                                           lc_data.gamed)
             out["lc_win_rate"] = lc["lc_win_rate"]
-            out["lc_variant"] = lc["variant"] if self._difficulty is not None else \
-                "length-only (no instruction-difficulty file given; not comparable to the leaderboard's LC)"
+            out["lc_standard_error"] = lc["lc_standard_error"]
             out["lc_coefs"] = lc["coefs"]
+        else:
+            out["lc_win_rate"] = None
+        out["lc_variant"] = lc_data.glm + ("" if lc_data.glm == "length_controlled_v1" else
+                                           " (not the leaderboard's LC: " + ("df_gamed.csv" if lc_data.difficulty
+                                           is not None else "df_gamed.csv and instruction_difficulty.csv") +
+                                           " not found; see --difficulty)")
+        out["lc_data"] = {"sources": lc_data.sources, "notes": lc_data.notes}
         return out

@@ -20,7 +20,7 @@ from mdlm_bench.errors import UserError
 from mdlm_bench.judge import scoring
 from mdlm_bench.judge.answers import Item, arena_hard_baseline_file, read_answer_file
 from mdlm_bench.judge.protocols.base import Game, Parsed, Protocol
-from mdlm_bench.judge.templates import fill, last_match
+from mdlm_bench.judge.templates import fill, verdict_labels
 
 # arena-hard v0.1 asks again with this message when a reply carries no verdict (gen_judgment.py)
 CONTINUE = "continue your judgment and finish by outputting a final verdict label"
@@ -32,63 +32,111 @@ def _need(cfg: Any, key: str, path: Path) -> Any:
     return cfg[key]
 
 
+def parse_verdict(text: str, patterns: List[str], model_is_a: bool, allowed=None) -> Parsed:
+    """One pairwise verdict from a judge reply. Two or more distinct labels = no verdict and no follow-up
+    (arena-hard v0.1 gen_judgment.get_score returns None for them); a label the scorer does not know
+    (e.g. 'A<B' for v0.1) = no verdict."""
+    labels = verdict_labels(text, patterns)
+    if len(labels) > 1:
+        return Parsed(None, None, 1, {"conflicting_labels": labels}, final=True)
+    label = labels[0] if labels else None
+    got = scoring.label_score(label, model_is_a, allowed)
+    if got is None:  # a label the scorer ignores still ends the judgment (get_score found one)
+        return Parsed(None, None, 1, {"raw_label": label}, final=label is not None)
+    return Parsed(label, got[0], got[1])
+
+
 def _outcome(score: float) -> int:
     return 1 if score > 0.5 else (-1 if score < 0.5 else 0)
 
 
+def _score_battles(y: List[float], model_txt: List[str], base_txt: List[str], level: float, rounds: int,
+                   bt_rounds: int, style: str, seed: int, rule: str) -> Dict[str, Any]:
+    yv = np.asarray(y, float)
+    out: Dict[str, Any] = {"score": float(yv.mean()) if yv.size else None,
+                           "ci": list(scoring.bootstrap_mean_ci(yv, level, rounds, seed)) if yv.size else [None, None],
+                           "n_battles": int(yv.size)}
+    counter, counter_name = scoring.token_counter(rule)
+    feats = scoring.style_features(model_txt, base_txt, style, rule, counter) if yv.size and style != "none" else None
+    bt = scoring.bradley_terry(yv, feats, level, bt_rounds, seed, rule)
+    bt["style_control"] = style
+    if style != "none":
+        bt["style_rule"] = f"arena-hard {rule}"
+        bt["token_counter"] = counter_name
+    out["bt"] = bt
+    return out
+
+
 def summarize_pairwise(items: List[Item], rows: List[dict], level: float, rounds: int, bt_rounds: int,
-                       style: str, seed: int) -> Dict[str, Any]:
-    """Arena-Hard-style scoring of two-game items. An item counts only when both games gave a verdict
-    (upstream drops the prompt otherwise); the parse-failure rate counts games."""
+                       style: str, seed: int, drop: str = "prompt", rule: str = "v2.0",
+                       by_category: bool = False) -> Dict[str, Any]:
+    """Arena-Hard-style scoring of two-game items.
+
+    drop="prompt": an item counts only when both games gave a verdict (v2.0 show_result.load_judgments);
+    drop="game": a failed game is dropped alone (v0.1 show_result.get_battles_from_row). by_category:
+    every category is scored on its own (v2.0 reports per category, each against its own baseline) and
+    the headline score is None unless there is one category; the pooled figure is a labelled extra.
+    The parse-failure rate counts games.
+    """
     games: Dict[tuple, Dict[int, dict]] = defaultdict(dict)
     for r in rows:
         games[(r.get("task"), r["uid"], int(r["seed"]))][int(r["game"])] = r
     answered = [r for r in rows if r["status"] == "ok"]
     parsed = [r for r in answered if r.get("score") is not None]
-    y: List[float] = []
-    model_txt: List[str] = []
-    base_txt: List[str] = []
-    item_out, agree, cats = [], [], defaultdict(list)
+    ok = lambda r: r is not None and r["status"] == "ok" and r.get("score") is not None  # noqa: E731
+    pooled: Dict[str, list] = {"y": [], "m": [], "b": []}
+    cats: Dict[Any, Dict[str, list]] = defaultdict(lambda: {"y": [], "m": [], "b": []})
+    item_out, agree = [], []
     for it in items:
         g = games.get((it.task, it.uid, it.seed), {})
         pair = [g.get(0), g.get(1)]
-        if not all(r is not None and r["status"] == "ok" and r.get("score") is not None for r in pair):
+        if all(ok(r) for r in pair):
+            agree.append(_outcome(float(pair[0]["score"])) == _outcome(float(pair[1]["score"])))
+        elif drop == "prompt" or not any(ok(r) for r in pair):
             continue
-        s = [float(r["score"]) for r in pair]
-        item_out.append({"uid": it.uid, "seed": it.seed, "score": (s[0] + s[1]) / 2.0, "task": it.task})
-        agree.append(_outcome(s[0]) == _outcome(s[1]))
-        for r in pair:
+        kept = [r for r in pair if ok(r)]
+        s = [float(r["score"]) for r in kept]
+        item_out.append({"uid": it.uid, "seed": it.seed, "score": float(np.mean(s)), "task": it.task,
+                         "games": len(kept)})
+        for r in kept:
             w = int(r.get("weight") or 1)
-            y.extend([float(r["score"])] * w)
-            model_txt.extend(["\n\n".join(it.answer)] * w)
-            base_txt.extend(["\n\n".join(it.baseline or [])] * w)
-            cats[it.category].extend([float(r["score"])] * w)
-    yv = np.asarray(y)
-    score = float(yv.mean()) if yv.size else None
-    ci = list(scoring.bootstrap_mean_ci(yv, level, rounds, seed)) if yv.size else [None, None]
-    feats = scoring.style_features(model_txt, base_txt, style) if yv.size and style != "none" else None
-    bt = scoring.bradley_terry(yv, feats, level, bt_rounds, seed)
-    bt["style_control"] = style
+            for dest in (pooled, cats[it.category]):
+                dest["y"].extend([float(r["score"])] * w)
+                dest["m"].extend(["\n\n".join(it.answer)] * w)
+                dest["b"].extend(["\n\n".join(it.baseline or [])] * w)
     outcomes = [_outcome(float(r["score"])) for r in parsed]
+    conflicts = sum(1 for r in answered if (r.get("info") or {}).get("conflicting_labels"))
+    args = (level, rounds, bt_rounds, style, seed, rule)
+    all_scored = _score_battles(pooled["y"], pooled["m"], pooled["b"], *args)
     out: Dict[str, Any] = {
-        "score": score, "ci": ci,
+        "score": all_scored["score"], "ci": all_scored["ci"],
         "wins": outcomes.count(1), "ties": outcomes.count(0), "losses": outcomes.count(-1),
-        "counted_per": "game",
+        "counted_per": "game", "failed_verdicts_drop": drop,
         "position_consistency": float(np.mean(agree)) if agree else None,
         "parse_failure_rate": (len(answered) - len(parsed)) / len(answered) if answered else None,
-        "n_items": len(item_out), "n_items_total": len(items), "n_battles": int(yv.size),
-        "bt": bt, "items": item_out,
+        "conflicting_verdicts": conflicts,
+        "n_items": len(item_out), "n_items_total": len(items), "n_battles": all_scored["n_battles"],
+        "bt": all_scored["bt"], "items": item_out,
     }
-    if len(cats) > 1:
-        out["categories"] = {
-            str(c): {"score": float(np.mean(v)), "ci": list(scoring.bootstrap_mean_ci(v, level, rounds, seed)),
-                     "n_battles": len(v)} for c, v in sorted(cats.items(), key=lambda kv: str(kv[0]))}
+    if by_category and len(cats) > 1:
+        out["categories"] = {str(c): _score_battles(v["y"], v["m"], v["b"], *args)
+                             for c, v in sorted(cats.items(), key=lambda kv: str(kv[0]))}
+        out["headline"] = "per category (each against its own baseline, as arena-hard v2.0 reports)"
+        out["pooled_extra"] = {"score": out.pop("score"), "ci": out.pop("ci"), "bt": out.pop("bt"),
+                               "label": "pooled over categories with different baselines; arena-hard never "
+                                        "reports this figure"}
+        out["score"], out["ci"], out["bt"] = None, [None, None], None
+    elif len(cats) > 1:
+        out["categories"] = {str(c): {"score": float(np.mean(v["y"])),
+                                      "ci": list(scoring.bootstrap_mean_ci(v["y"], level, rounds, seed)),
+                                      "n_battles": len(v["y"])}
+                             for c, v in sorted(cats.items(), key=lambda kv: str(kv[0]))}
     return out
 
 
 class ArenaHard(Protocol):
     kind = "pairwise"
-    default_ci_level = 0.90  # arena-hard reports 5th-95th percentiles
+    default_ci_level = 0.90  # v2.0 reports 5th-95th percentiles; v0.1 reported 2.5th-97.5th (set below)
 
     def __init__(self, bench, bench_dir, opts):
         super().__init__(bench, bench_dir, opts)
@@ -107,6 +155,7 @@ class ArenaHard(Protocol):
             self.baselines = {None: _need(cfg, "baseline_model", path)}
             self.attempts = int(cfg.get("number_of_judgment_attempts") or 1)
             self.upper = False
+            self.default_ci_level = 0.95
         else:
             self.templates = [_need(cfg, "prompt_template", path)]
             self.patterns = list(_need(cfg, "regex_patterns", path))
@@ -160,16 +209,19 @@ class ArenaHard(Protocol):
         return out
 
     def parse(self, game: Game, text: str, top_logprobs) -> Parsed:
-        label = last_match(text.upper() if self.upper else text, self.patterns)
-        got = scoring.label_score(label, game.meta["model_is_a"])
-        if got is None:
-            return Parsed(None, None, 1, {"raw_label": label})
-        return Parsed(label, got[0], got[1])
+        allowed = scoring.V01_LABELS if self.folder == "arena-hard-v0.1" else None
+        return parse_verdict(text.upper() if self.upper else text, self.patterns, game.meta["model_is_a"], allowed)
 
     def settings(self):
         return {"judge_config": str(self.config_path), "sampling": self.params, "regex": self.patterns,
-                "attempts": self.attempts, "baselines": {str(k): v for k, v in self.baselines.items()}}
+                "attempts": self.attempts, "baselines": {str(k): v for k, v in self.baselines.items()},
+                "verdict_rule": "two or more distinct labels in a reply = no verdict (arena-hard v0.1 get_score)",
+                "failed_game_rule": ("drop the game (v0.1 get_battles_from_row)" if self.folder == "arena-hard-v0.1"
+                                     else "drop the prompt (v2.0 load_judgments)")}
 
     def summarize(self, items, rows):
         o = self.opts
-        return summarize_pairwise(items, rows, self.ci_level, o.bootstrap_rounds, o.bt_rounds, o.style_control, o.seed)
+        v01 = self.folder == "arena-hard-v0.1"
+        return summarize_pairwise(items, rows, self.ci_level, o.bootstrap_rounds, o.bt_rounds, o.style_control, o.seed,
+                                  drop="game" if v01 else "prompt", rule="v0.1" if v01 else "v2.0",
+                                  by_category=not v01)

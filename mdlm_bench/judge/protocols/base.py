@@ -29,6 +29,7 @@ class Parsed:
     score: Optional[float]  # run's model score for this game ([0,1] pairwise, rating single)
     weight: int = 1  # battles this game counts for (3 for strong Arena-Hard verdicts)
     info: Dict[str, Any] = field(default_factory=dict)
+    final: bool = False  # no follow-up even without a verdict (conflicting labels: asking again cannot fix it)
 
 
 class Protocol:
@@ -36,6 +37,7 @@ class Protocol:
     kind: str = "pairwise"  # or "single"
     default_ci_level: float = 0.95
     needs_baseline: bool = True
+    partial: Optional[tuple] = None  # (prompts judged, prompts in the benchmark) under --allow-partial
 
     def __init__(self, bench: str, bench_dir: Optional[Path], opts: JudgeOptions):
         self.bench = bench

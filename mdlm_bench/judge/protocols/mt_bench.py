@@ -14,7 +14,6 @@ import numpy as np
 
 from mdlm_bench.benchdata import expect_file, field, load_prompts, read_jsonl_strict
 from mdlm_bench.errors import UserError
-from mdlm_bench.judge import scoring
 from mdlm_bench.judge.answers import Item
 from mdlm_bench.judge.protocols.base import Game, Parsed, Protocol
 from mdlm_bench.judge.templates import fill, last_match, rating_pattern
@@ -23,6 +22,15 @@ from mdlm_bench.judge.templates import fill, last_match, rating_pattern
 PARAMS = {"temperature": 0.0, "max_tokens": 2048}
 NAMES = {(False, 1): "single-v1", (True, 1): "single-math-v1",
          (False, 2): "single-v1-multi-turn", (True, 2): "single-math-v1-multi-turn"}
+
+
+def _ratio_ci(sums: List[float], counts: List[int], level: float, rounds: int, seed: int) -> List[float]:
+    """Percentile CI of sum(ratings) / n(ratings) with questions resampled; sums, counts: [n questions]."""
+    s, c = np.asarray(sums, float), np.asarray(counts, float)
+    idx = np.random.default_rng(seed).integers(0, s.size, size=(rounds, s.size))
+    stat = s[idx].sum(axis=1) / c[idx].sum(axis=1)
+    alpha = (1.0 - level) / 2.0
+    return [float(np.quantile(stat, alpha)), float(np.quantile(stat, 1.0 - alpha))]
 
 
 class MTBench(Protocol):
@@ -91,26 +99,31 @@ class MTBench(Protocol):
         games: Dict[tuple, Dict[int, dict]] = defaultdict(dict)
         for r in rows:
             games[(r.get("task"), r["uid"], int(r["seed"]))][int(r["game"])] = r
+        # FastChat show_result.display_result_single: a failed turn (score -1) is dropped alone; the average
+        # is over every remaining turn judgment
         item_out, per_turn, per_cat = [], defaultdict(list), defaultdict(list)
+        sums, counts = [], []
         for it in items:
             g = games.get((it.task, it.uid, it.seed), {})
-            n_turns = min(2, len(it.turns))
-            got = [g.get(t) for t in range(n_turns)]
-            if not all(r is not None and r["status"] == "ok" and r.get("score") is not None for r in got):
+            got = [g.get(t) for t in range(min(2, len(it.turns)))]
+            ratings = {t: float(r["score"]) for t, r in enumerate(got)
+                       if r is not None and r["status"] == "ok" and r.get("score") is not None}
+            if not ratings:
                 continue
-            ratings = [float(r["score"]) for r in got]
-            for t, v in enumerate(ratings):
+            for t, v in ratings.items():
                 per_turn[t + 1].append(v)
-            s = float(np.mean(ratings))
-            per_cat[it.category].append(s)
-            item_out.append({"uid": it.uid, "seed": it.seed, "score": s, "task": it.task})
-        scores = [i["score"] for i in item_out]
+                per_cat[it.category].append(v)
+            sums.append(sum(ratings.values()))
+            counts.append(len(ratings))
+            item_out.append({"uid": it.uid, "seed": it.seed, "score": float(np.mean(list(ratings.values()))),
+                             "task": it.task, "turns_scored": len(ratings)})
+        scores = [v for vs in per_turn.values() for v in vs]
         answered = [r for r in rows if r["status"] == "ok"]
         parsed = [r for r in answered if r.get("score") is not None]
         return {
             "score": float(np.mean(scores)) if scores else None,
-            "ci": list(scoring.bootstrap_mean_ci(scores, level, o.bootstrap_rounds, o.seed)) if scores else [None, None],
-            "ci_method": "percentile bootstrap over questions",
+            "ci": _ratio_ci(sums, counts, level, o.bootstrap_rounds, o.seed) if scores else [None, None],
+            "ci_method": "percentile bootstrap over questions (mean over their scored turns)",
             "turns": {str(t): float(np.mean(v)) for t, v in sorted(per_turn.items())},
             "categories": {str(c): float(np.mean(v)) for c, v in sorted(per_cat.items(), key=lambda kv: str(kv[0]))},
             "parse_failure_rate": (len(answered) - len(parsed)) / len(answered) if answered else None,

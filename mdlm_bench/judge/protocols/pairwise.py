@@ -12,11 +12,10 @@ from typing import List
 
 from mdlm_bench.config import load_yaml
 from mdlm_bench.errors import UserError
-from mdlm_bench.judge import scoring
 from mdlm_bench.judge.answers import Item
-from mdlm_bench.judge.protocols.arena_hard import ArenaHard, summarize_pairwise
+from mdlm_bench.judge.protocols.arena_hard import ArenaHard, parse_verdict, summarize_pairwise
 from mdlm_bench.judge.protocols.base import Game, Parsed, Protocol
-from mdlm_bench.judge.templates import fill, last_match
+from mdlm_bench.judge.templates import fill
 
 GENERIC = Path(__file__).resolve().parents[1] / "prompts" / "pairwise.yaml"
 
@@ -65,11 +64,7 @@ class Pairwise(Protocol):
         return out
 
     def parse(self, game: Game, text: str, top_logprobs) -> Parsed:
-        label = last_match(text, self.patterns)
-        got = scoring.label_score(label, game.meta["model_is_a"])
-        if got is None:
-            return Parsed(None, None, 1, {"raw_label": label})
-        return Parsed(label, got[0], got[1])
+        return parse_verdict(text, self.patterns, game.meta["model_is_a"])
 
     def settings(self):
         return {"judge_prompt": self.source, "sampling": self.params, "regex": self.patterns}
