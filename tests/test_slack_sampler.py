@@ -59,12 +59,32 @@ def test_shift_never_moves_slack(tiny_model):
         hook = make_hook(spec, m, [f"row{seed}"], 8)
         r = generate(m, [encode_prompt(m, "hi")], DecodeConfig(gen_length=8, steps=8, block_length=8),
                      hooks=[Force(seq), hook])[0]
-        events = hook.record(0)["events"]
+        events = [e for e in hook.record(0)["events"] if not e.get("spent_on_slack")]
         assert events, "fraction 1.0 must displace something"
         assert all(e["token"] != m.slack_id and seq[e["from"]] != m.slack_id for e in events)
         # Every slack sits where the sampler proposed it (a content token may be moved onto a masked slot
         # that would have become slack, but a slack is never displaced).
         assert {i for i, t in enumerate(r.raw_ids) if t == m.slack_id} <= {0, 1, 3, 4}
+
+
+def test_an_operation_selected_on_slack_is_spent_or_carried_as_the_spec_says(tiny_model):
+    m = tiny_model
+    seq = _seq(m, "ab", [0, 1, 3, 4], 8)  # S S a S S b EOS EOS: half the commits are slack
+    moved = {}
+    for on_slack in ("spend", "carry"):
+        moved[on_slack] = 0
+        for seed in range(16):
+            spec = PerturbSpec(operator="shift", fraction=1 / 8, distance=1, seed=seed, on_slack=on_slack).validate()
+            hook = make_hook(spec, m, ["row"], 8)
+            generate(m, [encode_prompt(m, "hi")], DecodeConfig(gen_length=8, steps=8, block_length=8),
+                     hooks=[Force(seq), hook])
+            rec = hook.record(0)
+            assert rec["displaced_tokens"] + rec["spent_on_slack"] + rec["skipped"] == 1  # budget of one
+            if on_slack == "carry":
+                assert rec["spent_on_slack"] == 0
+            moved[on_slack] += rec["displaced_tokens"]
+    # Spent operations never reach content; carried ones do, so carry moves strictly more tokens.
+    assert moved["spend"] < moved["carry"]
 
 
 def test_slack_is_not_content_for_exact_match_or_edit_distance(tiny_model):

@@ -5,9 +5,12 @@ so the expectation is exact), drawn from its own RNG seeded by (spec seed, row k
 do not depend on its batch-mates. Under `every_step` and `window`, the budget is placed on randomly
 chosen commit ordinals (the k-th token the sampler commits in that row) inside the window of decoding
 progress; under `once`, on tokens committed at step `at_step`; under `post_hoc`, on positions of the
-finished output. A selected token that cannot be perturbed (slack, or no valid target slot) carries
-its operation over to the next committed token of the row; what is still owed at the end is
-reported as `skipped`. Prompt and padding are never touched: operators only see the generated region.
+finished output. A selected token with no valid target slot carries its operation over to the next
+committed token of the row; what is still owed at the end is reported as `skipped`. A selected
+<slack> is never displaced: under `on_slack: spend` (the default) the operation is used up with no
+effect and counted as `spent_on_slack`, just as a move of EOS inside EOS padding changes nothing, so
+slack-padded and EOS-padded models see the same share of content moved; under `on_slack: carry` it
+passes to the next committed token like any other failed placement. Prompt and padding are never touched: operators only see the generated region.
 
 Shift policy. The token the sampler is about to commit at i is committed at i +/- d instead, and i
 stays masked for the model to fill later. The target must be a generated position that is still
@@ -271,6 +274,7 @@ class RowPlan:
     ordinal: int = 0
     pending: int = 0
     done: int = 0
+    spent: int = 0  # operations used up on a slack (on_slack: spend)
     log: List[dict] = field(default_factory=list)
 
 
@@ -320,8 +324,10 @@ class PerturbationHook(Hook):
                 positions = commit.transfer[a].nonzero().flatten().tolist()
                 ctx = RowCtx(state, b, a, commit, plan.rng, plan.log, self.vocab)
                 for i in plan.rng.sample(positions, min(plan.budget, len(positions))):
+                    if self._spend_on_slack(ctx, plan, i):
+                        continue
                     plan.done += self.op.at_commit(ctx, i, self.spec)
-                plan.budget = plan.done  # the step has passed; what could not be placed is skipped
+                plan.budget = plan.done + plan.spent  # the step has passed; what could not be placed is skipped
                 plan.pending = 0
                 continue
             first = plan.ordinal
@@ -335,9 +341,19 @@ class PerturbationHook(Hook):
                 while plan.selected and plan.selected[0] <= first + k:
                     plan.selected.pop(0)
                     plan.pending += 1
-                if plan.pending and self.op.at_commit(ctx, i, self.spec):
+                if plan.pending and self._spend_on_slack(ctx, plan, i):
+                    plan.pending -= 1
+                elif plan.pending and self.op.at_commit(ctx, i, self.spec):
                     plan.pending -= 1
                     plan.done += 1
+
+    def _spend_on_slack(self, ctx: RowCtx, plan: RowPlan, i: int) -> bool:
+        """Use the operation up on a slack proposed at i (on_slack: spend); True if it was."""
+        if self.spec.on_slack != "spend" or int(ctx.commit.tokens[ctx.a, i]) != ctx.state.slack_id:
+            return False
+        plan.spent += 1
+        ctx.event(i, i, ctx.state.slack_id, spent_on_slack=True)
+        return True
 
     def on_finish(self, state: DecodeState) -> None:
         if self.spec.schedule != "post_hoc":
@@ -358,7 +374,8 @@ class PerturbationHook(Hook):
             "events": plan.log,
             "requested_fraction": self.spec.fraction,
             "effective_fraction": plan.done / self.G,
-            "skipped": plan.budget - plan.done,
+            "skipped": plan.budget - plan.done - plan.spent,
+            "spent_on_slack": plan.spent,
             "displaced_tokens": sum(1 for e in plan.log if e["to"] is not None and e["to"] != e["from"]),
         }
 

@@ -11,6 +11,7 @@ from mdlm_bench.errors import UserError, did_you_mean
 
 DIRECTIONS = ("left", "right", "random")
 SCHEDULES = ("every_step", "window", "once", "post_hoc")
+ON_SLACK = ("spend", "carry")
 
 
 @dataclass
@@ -26,6 +27,10 @@ class PerturbSpec:
     at_step    the step for `once`
     span       longest run moved by span_shift
     seed       selection seed (combined with each row's identity)
+    on_slack   spend | carry: what an operation selected on a <slack> the sampler commits does. `spend`
+               (default): it is used up with no effect, as a move of EOS inside EOS padding is, so a
+               slack-padded and an EOS-padded model see the same share of content moved. `carry`: it
+               passes to the row's next committed non-slack token (moves concentrate on content).
     """
 
     operator: str = "shift"
@@ -37,6 +42,7 @@ class PerturbSpec:
     at_step: int = 0
     span: int = 3
     seed: int = 0
+    on_slack: str = "spend"
     name: Optional[str] = None
 
     def validate(self) -> "PerturbSpec":
@@ -53,6 +59,9 @@ class PerturbSpec:
         if (not isinstance(w, (list, tuple)) or len(w) != 2 or not all(isinstance(v, (int, float)) for v in w)
                 or not 0.0 <= w[0] < w[1] <= 1.0):
             raise UserError(f"schedule window must be [start, end] with 0 <= start < end <= 1, got {w}")
+        if self.on_slack not in ON_SLACK:
+            raise UserError(f"unknown on_slack '{self.on_slack}'{did_you_mean(self.on_slack, ON_SLACK)}; "
+                            "use spend or carry")
         if int(self.distance) < 1:
             raise UserError(f"distance must be >= 1, got {self.distance}")
         if int(self.span) < 1:
