@@ -175,25 +175,30 @@ def paper_claims(headline: dict, focus: str, others: List[str], fractions: List[
     comp = {c["comparison"]: c for c in headline["comparisons"] if c.get("metric", "exact_match") == "exact_match"}
     drops = {c["comparison"]: c for c in headline.get("drops", [])}
     out = []
-    a_hold, a_opp = [], []
+    a_hold, a_opp, a_dir = [], [], []
     for f in fractions:
         cs = [comp[f"{m} → {focus}, both @{level(f)}"] for m in others]
+        if all(c["diff"] > 0 for c in cs):
+            a_dir.append(level(f))
         if all(c["significant"] and c["diff"] > 0 for c in cs):  # Holm over the headline rows
             a_hold.append(level(f))
         if any(c["significant"] and c["diff"] < 0 for c in cs):
             a_opp.append(level(f))
     out.append({"claim": f"{focus} beats {' and '.join(others)}", "holds_at": a_hold,
-                "worse_than_some_at": a_opp, "levels": [level(f) for f in fractions]})
-    b_hold, b_opp = [], []
+                "worse_than_some_at": a_opp, "favoured_at": a_dir, "levels": [level(f) for f in fractions]})
+    b_hold, b_opp, b_dir = [], [], []
     shifted = [f for f in fractions if f > 0]
     for f in shifted:
         cs = [drops[f"drop @{level(f)}: {m} → {focus}"] for m in others]
+        if all(c["diff"] < 0 for c in cs):
+            b_dir.append(level(f))
         if all(c["significant"] and c["diff"] < 0 for c in cs):
             b_hold.append(level(f))
         if any(c["significant"] and c["diff"] > 0 for c in cs):
             b_opp.append(level(f))
     out.append({"claim": f"{focus} is more robust to shift (smaller drop) than {' and '.join(others)}",
-                "holds_at": b_hold, "worse_than_some_at": b_opp, "levels": [level(f) for f in shifted]})
+                "holds_at": b_hold, "worse_than_some_at": b_opp, "favoured_at": b_dir,
+                "levels": [level(f) for f in shifted]})
     for c in out:
         n, k = len(c["levels"]), len(c["holds_at"])
         c["verdict"] = "holds" if k == n else ("holds in part" if k else "does not hold")
@@ -206,6 +211,10 @@ def claims_text(claims: List[dict]) -> List[str]:
         where = f" (at {', '.join(c['holds_at'])})" if c["holds_at"] and c["verdict"] != "holds" else ""
         extra = (f"; significantly the other way against at least one model at {', '.join(c['worse_than_some_at'])}"
                  if c["worse_than_some_at"] else "")
+        unproven = [lv for lv in c.get("favoured_at", []) if lv not in c["holds_at"]]
+        if unproven:
+            extra += (f"; the point estimates favour it over every other model at {', '.join(unproven)}, "
+                      "but not significantly there")
         lines.append(f"Claim ({tag}), {c['claim']}: **{c['verdict']}**{where} over levels "
                      f"{', '.join(c['levels'])} (Holm p < 0.05){extra}.")
     return lines
@@ -226,6 +235,8 @@ def drops_markdown(headline: dict) -> str:
 def print_drops(headline: dict, console) -> None:
     from rich.table import Table
 
+    from mdlm_bench.report.render import print_wide
+
     t = Table(title="drop under shift (level 0 minus shifted level), paired; B − A < 0: B loses less")
     t.add_column("A → B", justify="left")
     for col in ("A drop", "B drop", "B − A (95% CI)", "p Holm", "sig."):
@@ -234,6 +245,6 @@ def print_drops(headline: dict, console) -> None:
         t.add_row(c["comparison"], f"{c['a_drop']:+.3f}", f"{c['b_drop']:+.3f}",
                   f"{c['diff']:+.3f} ({c['ci_low']:+.2f}, {c['ci_high']:+.2f})", f"{c['p_holm']:.2g}",
                   "[green]yes[/green]" if c["significant"] else "no")
-    console.print(t)
+    print_wide(console, t)
     for line in claims_text(headline.get("claims", [])):
         console.print(line.replace("**", ""), soft_wrap=True)

@@ -23,6 +23,8 @@ def test_claims_hold_fail_and_hold_in_part():
     # Not significant: neither claim holds, whatever the sign.
     a, b = paper_claims(_headline(diffs, drops, sig=False), "s", ["base", "ce"], levels)
     assert a["verdict"] == b["verdict"] == "does not hold" and not a["worse_than_some_at"]
+    assert b["favoured_at"] == ["5%"] and a["favoured_at"] == ["0%"]
+    assert "favour it over every other model at 5%, but not significantly" in claims_text([a, b])[1]
     # A larger drop than the CE fine-tune's refutes (b) at that level.
     a, b = paper_claims(_headline(diffs, {("base", "5%"): -0.05, ("ce", "5%"): 0.04}), "s", ["base", "ce"], levels)
     assert b["verdict"] == "does not hold" and b["worse_than_some_at"] == ["5%"]
