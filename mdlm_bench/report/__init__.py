@@ -93,7 +93,7 @@ def _run_entry(run, out_dir: Path) -> dict:
 def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, labels: Optional[List[str]] = None,
                  comparisons: Optional[List[Tuple[int, int]]] = None, *, names: Optional[List[str]] = None,
                  question: Optional[str] = None, settings: Optional[ReportSettings] = None,
-                 console=None) -> dict:
+                 console=None, extend=None) -> dict:
     """Compare runs pairwise (default: each run against run 0), add sweeps, write the report files and
     return the content of report.json. `names`: one display name per comparison (default "A → B");
     `question`: the one line the report answers (default: made from the runs and metrics).
@@ -170,6 +170,8 @@ def build_report(run_dirs: List[Path], sweep_dirs: List[Path], out_dir: Path, la
                                                         report["settings"]["ci_percent"])
     report["question"] = report["question"] or _question(report)
     report["findings"] = summary.findings(report)
+    if extend is not None:  # e.g. the reference experiment's drop comparisons and claims, rendered after the top
+        extend(report)
 
     pngs = plots.render_all(report)
     report["plots"] = {name: f"plots/{name}.png" for name in pngs}

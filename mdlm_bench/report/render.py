@@ -11,8 +11,8 @@ import base64
 import html
 from typing import Dict, List
 
-from mdlm_bench.report.tables import (Cell, Num, Table, _n, comparison_sections, headline_table, judge_table,
-                                      run_table, settings_line, sweep_tables, cell_text)
+from mdlm_bench.report.tables import (Cell, Num, Table, _n, comparison_sections, drops_table, headline_table,
+                                      judge_table, run_table, settings_line, sweep_tables, cell_text)
 
 CAPTIONS = {
     "sensitivity": "Mean score against the displaced fraction, one line per model; bands are CIs.",
@@ -89,6 +89,10 @@ def to_markdown(report: dict, plot_files: Dict[str, str]) -> str:
     for name in TOP_PLOTS:
         if name in plot_files:
             out += [f"![{CAPTIONS[name]}]({plot_files[name]})", "", f"_{CAPTIONS[name]}_", ""]
+    if report.get("claims"):
+        out += ["## The paper's claims", ""] + [f"- {c}" for c in report["claims"]] + [""]
+    if report.get("drops"):
+        out.append(table_markdown(drops_table(report), "###"))
     out += ["## Findings", ""] + [f"- {f}" for f in report["findings"]] + ["", "## Details", ""]
     for summary, tables in _sections(report):
         out += [f"<details><summary>{html.escape(cell_text(summary))}</summary>", ""]
@@ -151,6 +155,11 @@ def to_html(report: dict, pngs: Dict[str, bytes]) -> str:
     if "sensitivity" in pngs:
         parts.append(_figure("sensitivity", pngs["sensitivity"]))
     parts.append("</div>\n</div>\n")
+    if report.get("claims"):
+        parts.append("<h2>The paper's claims</h2>\n<ul class=\"findings\">\n" +
+                     "".join(f"<li>{html.escape(c)}</li>\n" for c in report["claims"]) + "</ul>\n")
+    if report.get("drops"):
+        parts.append(table_html(drops_table(report), "h3", "drops"))
     parts.append('<h2>Findings</h2>\n<ul class="findings">\n' +
                  "".join(f"<li>{html.escape(f)}</li>\n" for f in report["findings"]) + "</ul>\n")
     parts.append('<h2>Details</h2>\n')

@@ -111,6 +111,22 @@ def headline_table(report: dict) -> Table:
     return t
 
 
+def drops_table(report: dict) -> Table:
+    """Paired drop-under-shift comparisons (report["drops"]): level 0 minus the shifted level, B vs A."""
+    t = Table("Drop under shift", ["comparison A → B", "paired rows", "A drop", "B drop",
+                                   ["B − A [", _n(report, "/settings/ci_percent"), "% CI]"], "p (Holm)", "verdict"],
+              note="Drop = exact match at 0% minus at the shifted level, per paired row; B − A < 0 means B loses "
+                   "less; Holm over the rows of this table.")
+    for i, r in enumerate(report["drops"]):
+        ref = f"/drops/{i}"
+        t.rows.append([r["comparison"], _n(report, ref + "/n"), _n(report, ref + "/a_drop"),
+                       _n(report, ref + "/b_drop"),
+                       [_n(report, ref + "/diff"), " [", _n(report, ref + "/ci_low"), ", ", _n(report, ref + "/ci_high"),
+                        "]"], _opt(report, ref + "/p_holm"),
+                       "significant" if r["significant"] else "not significant"])
+    return t
+
+
 def run_table(report: dict) -> Table:
     t = Table("Runs compared", ["run", "path (relative to the report)", "models", "checkpoints", "decoding",
                                 "perturbation", "seeds", "judge", "config digest"])
