@@ -139,6 +139,15 @@ def print_header(console, title: str, threads: int, device: str) -> None:
                   f"{os.cpu_count()} cores ({platform.machine()}), load average {load}")
 
 
+def start(args, title: str):
+    """Device, torch threads, console (header printed) and CUDA sync for a benchmark from `common_args`."""
+    device = resolve_device(args.device)
+    threads = set_threads(args.threads)
+    console = make_console()
+    print_header(console, title, threads, device)
+    return device, threads, console, cuda_sync(device)
+
+
 def common_args(ap, repeats: int) -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (default 1: steady timings on a shared 2-core machine)")
@@ -153,4 +162,4 @@ def ms(seconds: float) -> str:
 
 __all__: Sequence[str] = ["ROOT", "set_threads", "build_model", "synth_prompts", "interleaved", "Timing",
                           "verdict", "target_text", "make_console", "print_header", "common_args", "ms", "cuda_sync",
-                          "resolve_device"]
+                          "resolve_device", "start"]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import (ROOT, build_model, common_args, cuda_sync, interleaved, make_console, print_header,  # noqa: E402
-                   resolve_device, set_threads, synth_prompts, target_text, verdict)
+from _util import (ROOT, build_model, common_args, interleaved, start, synth_prompts, target_text,  # noqa: E402
+                   verdict)
 
 FAMILIES = ("copy", "reverse", "sort", "count", "arithmetic", "spell", "lookup")
 PREFIX_GOAL, DUAL_GOAL, EM_TOL, NFE_GOAL, LLADA_GOAL = 0.5, 0.35, 0.02, 0.33, 5.0
@@ -202,11 +202,7 @@ def main() -> int:
     ap.add_argument("--llada-repeats", type=int, default=1)
     common_args(ap, repeats=3)
     args = ap.parse_args()
-    device = resolve_device(args.device)
-    threads = set_threads(args.threads)
-    console = make_console()
-    print_header(console, "fast decoding benchmark", threads, device)
-    sync = cuda_sync(device)
+    device, threads, console, sync = start(args, "fast decoding benchmark")
     if "speed" in args.parts:
         part_speed(console, args, device, sync)
     if "em" in args.parts:

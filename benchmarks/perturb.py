@@ -16,8 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import (build_model, common_args, cuda_sync, interleaved, make_console, ms, print_header,  # noqa: E402
-                   resolve_device, set_threads, synth_prompts, target_text, verdict)
+from _util import (build_model, common_args, interleaved, ms, start, synth_prompts, target_text, verdict)  # noqa: E402
 
 TARGET = 1.05
 
@@ -40,11 +39,7 @@ def main() -> int:
     from mdlm_bench.perturb import PerturbSpec
     from mdlm_bench.perturb.operators import PerturbationHook, content_vocab
 
-    device = resolve_device(args.device)
-    threads = set_threads(args.threads)
-    console = make_console()
-    print_header(console, "perturbation benchmark", threads, device)
-    sync = cuda_sync(device)
+    device, threads, console, sync = start(args, "perturbation benchmark")
     cfg = DecodeConfig(gen_length=args.gen_length, steps=args.steps, block_length=args.block_length).validate()
     spec = PerturbSpec(operator=args.operator, fraction=args.fraction).validate()
     table = Table(title=f"{spec.operator} {spec.fraction:g} vs unperturbed, G={cfg.gen_length} steps={cfg.steps} "

@@ -20,8 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _util import (build_model, common_args, cuda_sync, interleaved, make_console, ms, print_header,  # noqa: E402
-                   resolve_device, set_threads, synth_prompts, target_text, verdict)
+from _util import (build_model, common_args, interleaved, ms, start, synth_prompts, target_text, verdict)  # noqa: E402
 
 OVERHEAD_TARGET = 1.10
 BATCH_TARGET = 3.0
@@ -49,11 +48,7 @@ def main() -> int:
     from mdlm_bench.decoding import DecodeConfig
     from mdlm_bench.prompts import generate_many
 
-    device = resolve_device(args.device)
-    threads = set_threads(args.threads)
-    console = make_console()
-    print_header(console, "sampler benchmark", threads, device)
-    sync = cuda_sync(device)
+    device, threads, console, sync = start(args, "sampler benchmark")
     rounds_b = max(3, args.repeats - 2)
     table_a = Table(title=f"(a) sampler step vs bare forward on the same canvas "
                           f"(median of {args.repeats} interleaved rounds; wall min-max)")
