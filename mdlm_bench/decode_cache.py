@@ -29,7 +29,7 @@ from mdlm_bench.registry import Registry
 
 class StepForward:
     """Computes [Ba, W - lo, V] logits of gen positions [lo, W) for the active rows; `full` [Ba] bool says
-    which rows got a full forward this step. Subclasses keep their cache between steps of one decode."""
+    which rows got a full forward this step (None: every row did). Subclasses keep their cache between steps of one decode."""
 
     def __init__(self, model, prompt_len: int, cfg_scale: float):
         self.model, self.P, self.cfg_scale = model, prompt_len, cfg_scale
@@ -63,7 +63,7 @@ class NoCache(StepForward):
     def __call__(self, x, attn, active, lo, W, block):
         ids, mask = self._batch(x, attn)
         logits = self.model.window_logits(ids, mask, self.P + lo, self.P + W)
-        return self._combine(logits), torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        return self._combine(logits), None  # None: every row got a full forward (no per-step tensor or sync)
 
 
 class BlockCache(StepForward):

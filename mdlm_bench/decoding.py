@@ -264,12 +264,14 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
         lo = min(int(masked.any(0).float().argmax()), blk * bl) if bool(masked.any()) else blk * bl
         state.window_start = lo
         logits, fresh = forward(xa, aa, active, lo, W, (blk * bl, (blk + 1) * bl))
+        refreshed = cost if fresh is None else fresh.cpu() * cost
         if full:
             state.nfe += cost
-            state.full_forwards += fresh.cpu() * cost
+            state.full_forwards += refreshed
         else:
-            state.nfe[active.cpu()] += cost
-            state.full_forwards[active.cpu()] += fresh.cpu() * cost
+            rows_on = active.cpu()
+            state.nfe[rows_on] += cost
+            state.full_forwards[rows_on] += refreshed
         for h in hooks:
             h.on_logits(state, logits)
         if cfg.suppress_eos and eos.numel():
