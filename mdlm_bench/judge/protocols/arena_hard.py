@@ -56,7 +56,7 @@ def _score_battles(y: List[float], model_txt: List[str], base_txt: List[str], le
     out: Dict[str, Any] = {"score": float(yv.mean()) if yv.size else None,
                            "ci": list(scoring.bootstrap_mean_ci(yv, level, rounds, seed)) if yv.size else [None, None],
                            "n_battles": int(yv.size)}
-    counter, counter_name = scoring.token_counter(rule)
+    counter, counter_name = scoring.token_counter(rule) if style != "none" else (None, None)  # tokenizer only if used
     feats = scoring.style_features(model_txt, base_txt, style, rule, counter) if yv.size and style != "none" else None
     bt = scoring.bradley_terry(yv, feats, level, bt_rounds, seed, rule)
     bt["style_control"] = style

@@ -16,6 +16,7 @@ from mdlm_bench.benchdata import expect_file, field, load_prompts, read_jsonl_st
 from mdlm_bench.errors import UserError
 from mdlm_bench.judge.answers import Item
 from mdlm_bench.judge.protocols.base import Game, Parsed, Protocol
+from mdlm_bench.judge.scoring import bootstrap_indices
 from mdlm_bench.judge.templates import fill, last_match, rating_pattern
 
 # FastChat's judge sampling (not part of judge_prompts.jsonl)
@@ -27,7 +28,7 @@ NAMES = {(False, 1): "single-v1", (True, 1): "single-math-v1",
 def _ratio_ci(sums: List[float], counts: List[int], level: float, rounds: int, seed: int) -> List[float]:
     """Percentile CI of sum(ratings) / n(ratings) with questions resampled; sums, counts: [n questions]."""
     s, c = np.asarray(sums, float), np.asarray(counts, float)
-    idx = np.random.default_rng(seed).integers(0, s.size, size=(rounds, s.size))
+    idx = bootstrap_indices(s.size, rounds, seed)
     stat = s[idx].sum(axis=1) / c[idx].sum(axis=1)
     alpha = (1.0 - level) / 2.0
     return [float(np.quantile(stat, alpha)), float(np.quantile(stat, 1.0 - alpha))]
