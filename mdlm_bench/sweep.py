@@ -176,10 +176,7 @@ def judge_levels(judge, out: Path, fractions: List[float], console=None) -> Dict
         if f == 0.0:
             continue
         opts = JudgeOptions(bench="pairwise", run_dir=str(level_dir(out, f)), baseline=str(level_dir(out, 0.0)))
-        from mdlm_bench.rundir import judging
-
-        with judging(level_dir(out, f)):
-            s = judge_run(judge, opts, console=console, show_progress=console is not None)
+        s = judge_run(judge, opts, console=console, show_progress=console is not None)
         results[f] = {k: s.get(k) for k in ("score", "ci", "ci_level", "wins", "ties", "losses",
                                             "position_consistency", "parse_failure_rate", "judge_model",
                                             "complete")}

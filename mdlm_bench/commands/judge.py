@@ -114,10 +114,7 @@ def main(args) -> int:
         "pairwise_prompt": args.pairwise_prompt, "tasks": args.task, "seed": args.seed,
         "allow_partial": args.allow_partial}, "judge options")
     err = Console(stderr=True)
-    from mdlm_bench.rundir import judging
-
-    with judging(opts.run_dir):
-        summary = judge_run(cfg, opts, console=err, show_progress=not args.no_progress)
+    summary = judge_run(cfg, opts, console=err, show_progress=not args.no_progress)
     print_summary(summary, Console())
     if summary.get("partial"):
         print(f"note: {summary['partial']['label']}", file=sys.stderr)

@@ -216,7 +216,15 @@ def _needs_network(cfg: JudgeConfig, cache: ResponseCache, pending: List[Tuple[G
 
 
 def judge_run(cfg: JudgeConfig, opts: JudgeOptions, console=None, show_progress: bool = True) -> Dict[str, Any]:
-    """Judge `opts.run_dir` on `opts.bench`; writes judgments and summary, returns the summary."""
+    """Judge `opts.run_dir` on `opts.bench`; writes judgments and summary, returns the summary. The judgments
+    directory is claimed and locked while it is written (`rundir.judging`)."""
+    from mdlm_bench.rundir import judging
+
+    with judging(Path(opts.run_dir)):
+        return _judge_locked(cfg, opts, console, show_progress)
+
+
+def _judge_locked(cfg: JudgeConfig, opts: JudgeOptions, console, show_progress: bool) -> Dict[str, Any]:
     run_dir = Path(opts.run_dir)
     proto = make_protocol(opts)
     items, baseline_label = build_items(proto, opts)
