@@ -112,17 +112,16 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     both = ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]
     question = (f"How do {both} compare on {', '.join(ref.tasks)} exact match, and how much does each "
                 f"lose when {', '.join(f'{f * 100:g}%' for f in fr if f > 0)} of generated tokens are displaced?")
+    headline: dict = {}
+
     def add_drops_and_claims(report: dict) -> None:  # shown in the report right after its top screen
         report["drops"] = drop_comparisons(run_dirs, labels, drops, drop_what)
-        with_drops = dict(report["headline"], drops=report["drops"])
-        report["claims"] = [line.replace("**", "") for line in
-                            claims_text(paper_claims(with_drops, focus, others, list(fr)))]
+        headline.update(report["headline"], drops=report["drops"])
+        headline["claims"] = paper_claims(headline, focus, others, list(fr))
+        report["claims"] = [line.replace("**", "") for line in claims_text(headline["claims"])]
 
     report = build_report(run_dirs, [out / label for label in names], report_out, labels=labels, comparisons=pairs,
                           names=what, question=question, console=console, extend=add_drops_and_claims)
-    headline = dict(report["headline"])
-    headline["drops"] = report["drops"]
-    headline["claims"] = paper_claims(headline, focus, others, list(fr))
     from mdlm_bench.io import atomic_write_text, write_json
     from mdlm_bench.report.render import print_headline, table_markdown
     from mdlm_bench.report.tables import headline_table
