@@ -47,31 +47,6 @@ def lm_eval_tasks() -> List[TaskInfo]:
     return out
 
 
-def open_ended_tasks(bench_dir: Optional[str] = None) -> List[TaskInfo]:
-    import os
-
-    from mdlm_bench.benchdata import BENCHES, ENV_VAR
-
-    root = bench_dir or os.environ.get(ENV_VAR)
-    out = []
-    for name in BENCHES:
-        present = False
-        if root:
-            try:
-                from mdlm_bench.benchdata import load_prompts
-
-                present = bool(load_prompts(name, Path(root)))
-            except UserError:
-                present = False
-        where = f"{root}/{_folder(name)}" if root else f"--bench-dir/{_folder(name)} (or ${ENV_VAR})"
-        out.append(TaskInfo(name, "open-ended", where, present))
-    return out
-
-
-def _folder(bench: str) -> str:
-    return "arena-hard-v2.0" if bench.startswith("arena-hard-v2.0") else bench
-
-
 def all_task_names() -> List[str]:
     from mdlm_bench.benchdata import BENCHES
 
@@ -80,7 +55,7 @@ def all_task_names() -> List[str]:
 
 def resolve(names: List[str]) -> List[TaskInfo]:
     """Check task names (did-you-mean on typos) and say which kind each is."""
-    from mdlm_bench.benchdata import BENCHES
+    from mdlm_bench.benchdata import BENCHES, local_folder
     from mdlm_bench.synth_rows import known
 
     if known(names):  # bundled synth tasks: no need to import lm-eval just to check the names
@@ -91,7 +66,7 @@ def resolve(names: List[str]) -> List[TaskInfo]:
         if n in lm:
             out.append(lm[n])
         elif n in BENCHES:
-            out.append(TaskInfo(n, "open-ended", _folder(n), True))
+            out.append(TaskInfo(n, "open-ended", local_folder(n), True))
         else:
             raise UserError(f"unknown task '{n}'{did_you_mean(n, list(lm) + list(BENCHES))}; "
                             "see 'mdlm-bench ls tasks'")

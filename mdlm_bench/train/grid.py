@@ -18,10 +18,12 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 from mdlm_bench.config import load_yaml
 from mdlm_bench.errors import UserError
+from mdlm_bench.io import atomic_write_text
+from mdlm_bench.train.synthetic import DEV_PER_FAMILY
 
 FAMILIES = ("copy", "reverse", "sort", "count", "arithmetic", "spell", "lookup")
 
@@ -35,7 +37,7 @@ def load_grid(path: str) -> dict:
         raise UserError(f"grid '{path}': every point needs a unique 'name'")
     g.setdefault("common", {})
     g.setdefault("shift", 0.05)
-    g.setdefault("dev_per_family", 48)
+    g.setdefault("dev_per_family", DEV_PER_FAMILY)
     return g
 
 
@@ -75,7 +77,7 @@ def run_point(grid: dict, name: str, out: Path) -> dict:
     rec = {"name": name, "overrides": {k: v for k, v in point.items() if k != "name"}, "recipe": recipe.to_dict(),
            "train_seconds": t_train, "results": res}
     d.mkdir(parents=True, exist_ok=True)
-    (d / "dev.json").write_text(json.dumps(rec, indent=1) + "\n")
+    atomic_write_text(d / "dev.json", json.dumps(rec, indent=1) + "\n")  # its presence marks the point done
     return rec
 
 
