@@ -202,8 +202,10 @@ class WildBenchReward(Protocol):
             ms, bs = wb.shown(it.answer[-1]).strip(), wb.shown(it.baseline[-1]).strip()
             res = None if wb.excluded(ms) or wb.excluded(bs) else \
                 wb.outcome(r["verdict"], bool(r["model_is_a"]), len(ms), len(bs), self.k)
+            reward = wb.OUTCOME_REWARD[res] if res else 0.0
+            # score in [0, 1] with 0.5 a tie, as for every pairwise judge (report's sign test); linear in reward
             out.append({"uid": it.uid, "seed": it.seed, "task": it.task, "choice": r["verdict"], "outcome": res,
-                        "score": wb.OUTCOME_REWARD[res] if res else 0.0, "groups": _tags(it)})
+                        "reward": reward, "score": (reward + 1.0) / 2.0, "groups": _tags(it)})
 
         def table(xs):
             return wb.reward_table([x["outcome"] for x in xs], [x["groups"] for x in xs])
@@ -219,7 +221,8 @@ class WildBenchReward(Protocol):
             "categories": t.get("task_categorized_rewards", {}),
             "wins": t["win_much"] + t["win"], "ties": t["tie"], "losses": t["lose"] + t["lose_much"],
             "outcomes": {k: t[k] for k in wb.OUTCOME_REWARD}, "excluded_pairs": sum(x["outcome"] is None for x in out),
-            "position_consistency": None, "length_margin_K": self.k, "ci_method": "percentile bootstrap over prompts",
+            "position_consistency": None, "length_margin_K": self.k,
+            "item_score": "(reward + 1) / 2: 1 = A++ for the model, 0.5 = tie or excluded, 0 = the baseline's A++", "ci_method": "percentile bootstrap over prompts",
             "parse_failure_rate": _parse_failures(rows), "n_items": len(out), "n_items_total": len(items),
             "upstream": wb.UPSTREAM, "items": out,
         }
