@@ -178,3 +178,30 @@ def test_wildbench_generation_is_conditioned_on_the_given_history(tiny_path, tmp
     assert want in seen and len(seen) == 2  # one generated reply per prompt: the final one
     text = model.tokenizer.decode(want)
     assert text.index("Hello 0") < text.index("GIVEN-ASSISTANT-REPLY-0") < text.index("Now question 0?")
+
+
+def test_sweep_judges_every_level_on_paper_benches_and_report_pairs_them(tiny_path, tmp_path):
+    from mdlm_bench.evaluate.run import RunConfig
+    from mdlm_bench.evaluate.sweep import SweepConfig, execute_sweep, level_dir
+    from mdlm_bench.judge.config import JudgeConfig
+
+    bench = make_creative_writing(make_wildbench(tmp_path / "bench", n=2), n=1)
+    run = RunConfig(model=str(tiny_path), tasks=["wildbench", "creative-writing-bench"], seeds=[0],
+                    bench_dir=str(bench), decoding={"gen_length": 8, "steps": 8, "block_length": 8},
+                    perturbation={"operator": "shift", "fraction": 0.0})
+    benches = ["wildbench-score", "wildbench-reward", "creative-writing-v3"]
+    with JudgeServer(responder=paper_judge) as srv:
+        judge = JudgeConfig(base_url=srv.url, model="fake-judge", api_key_env="none", backoff_base_s=0.01)
+        summary = execute_sweep(SweepConfig(run=run, fractions=[0.3], judge_benches=benches), tmp_path / "sw",
+                                judge=judge)
+    lv0, lv1 = summary["levels"]
+    assert set(lv0["judged"]) == {"wildbench-score", "creative-writing-v3"}  # single grading on level 0 too
+    assert set(lv1["judged"]) == set(benches) and all(v["complete"] for v in lv1["judged"].values())
+    assert "level-0" in lv1["judged"]["wildbench-reward"]["baseline"]
+    with pytest.raises(Exception, match="did you mean 'wildbench-score'"):
+        SweepConfig(run=run, fractions=[0.3], judge_benches=["wildbench-scor"]).validate()
+    out = tmp_path / "rep"
+    assert cli.main(["report", str(level_dir(tmp_path / "sw", 0.0)), str(level_dir(tmp_path / "sw", 0.3)),
+                     "--out", str(out), "--resamples", "200", "--permutations", "200"]) == 0
+    text = json.dumps(json.loads((out / "report.json").read_text())["comparisons"])
+    assert "judge:wildbench-score" in text and "judge:creative-writing-v3" in text
