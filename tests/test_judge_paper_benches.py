@@ -29,7 +29,8 @@ def _write(run: Path, task: str, prompts, outputs):
     run.mkdir(parents=True, exist_ok=True)
     with open(run / "generations.jsonl", "w") as f:
         for p, out in zip(prompts, outputs):
-            f.write(json.dumps({"task": task, "uid": p["uid"], "seed": 0, "prompt": p["turns"][0], "output": out}) + "\n")
+            row = {"task": task, "uid": p["uid"], "seed": 0, "prompt": p["turns"][0], "output": out}
+            f.write(json.dumps(row) + "\n")
     return run
 
 
@@ -205,3 +206,18 @@ def test_sweep_judges_every_level_on_paper_benches_and_report_pairs_them(tiny_pa
                      "--out", str(out), "--resamples", "200", "--permutations", "200"]) == 0
     text = json.dumps(json.loads((out / "report.json").read_text())["comparisons"])
     assert "judge:wildbench-score" in text and "judge:creative-writing-v3" in text
+
+
+def test_ls_judges_lists_them_with_what_each_needs(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    assert cli.main(["ls", "judges"]) == 0
+    out = capsys.readouterr().out
+    for name, need in (("wildbench-score", "eval_template.score.v2.md"),
+                       ("wildbench-reward", "--baseline RUN_DIR|FILE"),
+                       ("creative-writing-v3", "negative_criteria.txt")):
+        lines = out.splitlines()
+        start = next(i for i, ln in enumerate(lines) if f"│ {name} " in ln)
+        rows = [lines[start]] + [ln for ln in lines[start + 1:]][:8]
+        end = next((k for k, ln in enumerate(rows[1:], 1) if not ln.startswith("│  ")), len(rows))
+        block = "".join(ln.split("│")[3] for ln in rows[:end] if ln.count("│") >= 4)  # the needs column
+        assert "".join(need.split()) in "".join(block.split()), (name, block)

@@ -326,7 +326,7 @@ def print_summary(summary: Dict[str, Any], console) -> None:
         t.add_row("coverage", summary["partial"]["label"])
     if summary.get("headline"):
         t.add_row("headline", summary["headline"])
-    t.add_row("win rate" if pct else "mean rating", _fmt(summary["score"], pct))
+    t.add_row(summary.get("score_name") or ("win rate" if pct else "mean rating"), _fmt(summary["score"], pct))
     t.add_row(f"{level}% CI", f"{_fmt(lo, pct)} .. {_fmt(hi, pct)}")
     if pct:
         t.add_row("wins / ties / losses", f"{summary['wins']} / {summary['ties']} / {summary['losses']}")
