@@ -286,7 +286,7 @@ def _summary(cfg: JudgeConfig, opts: JudgeOptions, proto: Protocol, items: List[
     failed = [r for r in rows if r.get("status") == "failed"]
     head = {"bench": proto.bench, "judge_model": cfg.model, "kind": proto.kind, "baseline": baseline_label,
             "score": scored.pop("score"), "ci": scored.pop("ci"), "ci_level": proto.ci_level,
-            "items": scored.pop("items")}
+            "items": scored.pop("items"), "upstream": scored.pop("upstream", None) or proto.upstream}
     if proto.kind == "pairwise":
         for k in ("wins", "ties", "losses", "position_consistency", "parse_failure_rate"):
             head[k] = scored.pop(k)

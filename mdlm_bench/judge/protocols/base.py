@@ -36,6 +36,7 @@ class Parsed:
 class Protocol:
     name: str = ""
     kind: str = "pairwise"  # or "single"
+    upstream: str = ""  # whose rules the protocol follows (recorded in the summary)
     default_ci_level: float = 0.95
     needs_baseline: bool = True
     partial: Optional[tuple] = None  # (prompts judged, prompts in the benchmark) under --allow-partial

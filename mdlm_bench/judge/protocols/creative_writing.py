@@ -65,6 +65,7 @@ def _lines(path) -> List[str]:
 
 class CreativeWriting(Protocol):
     kind = "single"
+    upstream = UPSTREAM
     needs_baseline = False
 
     def __init__(self, bench, bench_dir, opts):

@@ -83,6 +83,7 @@ def _parse_failures(rows: List[dict]) -> Optional[float]:
 
 class WildBenchScore(Protocol):
     kind = "single"
+    upstream = wb.UPSTREAM
     needs_baseline = False
 
     def __init__(self, bench, bench_dir, opts):
@@ -145,6 +146,7 @@ class WildBenchScore(Protocol):
 
 class WildBenchReward(Protocol):
     kind = "pairwise"
+    upstream = wb.UPSTREAM
 
     def __init__(self, bench, bench_dir, opts):
         super().__init__(bench, bench_dir, opts)
