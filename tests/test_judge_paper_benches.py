@@ -150,6 +150,17 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and want in err
+    make_wildbench(tmp_path / "bench")  # templates back
+    bad = tmp_path / "ref.json"
+    bad.write_text(json.dumps([{"id": "wb0", "output": "x"}]))
+    before = sorted(p.name for p in run.rglob("*"))
+    for extra, want in ((["--baseline", str(bad)], "lacks 'session_id'"),
+                        (["--baseline", str(tmp_path / "nowhere")], "does not exist")):
+        assert cli.main(_args("wildbench-reward", run, "http://127.0.0.1:9/v1", "--bench-dir", str(bench),
+                              *extra)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err and want in err, err
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing written, nothing lost
 
 
 def test_wildbench_generation_is_conditioned_on_the_given_history(tiny_path, tmp_path, monkeypatch):
