@@ -75,7 +75,7 @@ def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Option
     check_missing(proto.bench, run_dir, uids, per_uid)
     baseline_label, base_of = None, None
     if proto.needs_baseline:
-        if opts.baseline in (None, "published") or Path(opts.baseline).is_file():
+        if opts.baseline in (None, "published") or (proto.baseline_file and Path(opts.baseline).is_file()):
             baseline_label, answers = proto.published_baseline(prompts)
             lacking = [u for u in uids if u not in answers]
             if lacking:

@@ -147,6 +147,7 @@ class WildBenchScore(Protocol):
 class WildBenchReward(Protocol):
     kind = "pairwise"
     upstream = wb.UPSTREAM
+    baseline_file = True
 
     def __init__(self, bench, bench_dir, opts):
         super().__init__(bench, bench_dir, opts)
