@@ -125,8 +125,8 @@ def test_creative_writing_v3_end_to_end_hand_computed(tmp_path):
     assert len(sent) == 5 and sent[0]["max_tokens"] == 1000 and sent[0]["temperature"] == 0.0
     text = sent[0]["messages"][0]["content"]
     # the judge sees the base prompt (core/conversation.py formats with base_prompt), the criteria as '- ' lines
-    assert "about <SEED>." in text and "- Vivid imagery\n- Coherent\n- Overwrought" in text
-    assert "Lower is better: Overwrought" in text
+    assert "about <SEED>." in text and "- Vivid scenes\n- Logic\n- Stilted" in text
+    assert "Lower is better: Stilted" in text
     s = _summary(run, "creative-writing-v3")
     # each piece: criteria q, q and inverted 20 - q -> mean (2q + 20 - q) / 3; the empty piece is not judged
     pieces = [(2 * q + 20 - q) / 3 for q in qs if q is not None]
