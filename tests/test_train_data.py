@@ -98,6 +98,7 @@ class FakeTok:
 
 class FakeModel:
     tokenizer = FakeTok()
+    eos_ids = [EOS]
 
     def chat_prompt(self, messages):
         return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
@@ -124,8 +125,12 @@ def test_missing_fields_report_line_numbers(tmp_path):
     p = tmp_path / "d.jsonl"
     write_jsonl(p, [{"prompt": "a", "response": "b"}, "", {"prompt": "a"}, {"messages": [{"role": "user",
                                                                                           "content": "q"}]}])
-    with pytest.raises(UserError, match=r"line\(s\) 3, 4 lack"):
+    with pytest.raises(UserError, match=r"line\(s\) 3, 4 lack.*skip_bad_rows: true"):
         load_examples(Recipe(data=str(p)))
+    from mdlm_bench.train.data import load_examples_counted
+
+    ex, counts = load_examples_counted(Recipe(data=str(p), skip_bad_rows=True))
+    assert len(ex) == 1 and counts == {"rows": 3, "bad_rows_skipped": 2, "examples": 1}
     with pytest.raises(UserError, match="does not exist"):
         load_examples(Recipe(data=str(tmp_path / "nope.jsonl")))
 
@@ -140,7 +145,9 @@ def test_overflow_policies(tmp_path):
     enc, st = encode_examples(ex, FakeModel(), Recipe(**base, overflow="skip"))
     assert len(enc) == 1 and st == {"truncated": 0, "skipped": 1}
     enc, st = encode_examples(ex, FakeModel(), Recipe(**base, overflow="truncate"))
-    assert st == {"truncated": 1, "skipped": 0} and len(enc[1].response_ids) == 5
+    # Truncation keeps the first `canvas` tokens and no closing EOS (build_canvas then adds none).
+    assert st == {"truncated": 1, "skipped": 0} and enc[1].response_ids == [ord("y")] * 6 and enc[1].truncated
+    assert build_canvas(enc[1].response_ids, 6, EOS, SLACK, 0.0, "eos", random.Random(0)) == [ord("y")] * 6
 
 
 def test_step_canvases_deterministic_and_seeded():

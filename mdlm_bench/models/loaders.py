@@ -165,6 +165,9 @@ def _llada_to_llama_config(cfg: dict):
         attention_bias=bool(cfg.get("include_bias", False) or cfg.get("include_qkv_bias", False)),
         mlp_bias=bool(cfg.get("include_bias", False)),
         tie_word_embeddings=bool(cfg.get("weight_tying", False)),
+        eos_token_id=cfg.get("eos_token_id"),  # the EOS that pads answers in training (train/format.py)
+        pad_token_id=cfg.get("pad_token_id"),
+        bos_token_id=cfg.get("bos_token_id"),
         attn_implementation="sdpa",
     )
 
@@ -233,7 +236,8 @@ def _load_dream(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta", "tie_word_embeddings")
+            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta", "tie_word_embeddings",
+            "eos_token_id", "pad_token_id", "bos_token_id")
     config = Qwen2Config(**{k: cfg[k] for k in keys if k in cfg}, attn_implementation="sdpa")
     state = _load_state(_weight_files(path, opts.allow_pickle))
     model = _build_native(Qwen2ForCausalLM, config, state, opts)
