@@ -53,6 +53,17 @@ def test_shipped_recipes_load_and_are_matched():
         differ = {k for k in da if da[k] != db[k]}
         assert differ <= loss_only, differ
         assert recipes[b].loss == "slack_ctc" and recipes[a].loss == "ce"
+    # At 8B the pair differs exactly in the loss and the slack placement, and slack-CTC uses what the dev grid
+    # chose (reports/slack-ctc-grid.md: trailing slack, band 1), the same as the shipped tiny-slack-ctc.
+    da, db = recipes["ce"].to_dict(), recipes["slack-ctc"].to_dict()
+    assert {k for k in da if da[k] != db[k]} == {"loss", "pad_with", "ctc_band"}
+    for k in ("pad_with", "ctc_band", "slack_insert_rate", "slack_count", "ce_weight", "displace_rate"):
+        assert db[k] == recipes["tiny-slack-ctc"].to_dict()[k], k
+    # Every answer evaluation asks for is kept: the maximum canvas covers the longest decode (1024), long
+    # answers are truncated and counted rather than dropped, and canvases are bucketed.
+    for name in ("ce", "slack-ctc"):
+        r = recipes[name]
+        assert r.canvas >= 1024 and r.overflow == "truncate" and r.canvas_multiple > 0 and r.gradient_checkpointing
     # The paper's protocol: both tiny fine-tunes start from the bundled original.
     assert recipes["tiny-ce"].model == recipes["tiny-slack-ctc"].model == "tiny-base"
     assert recipes["tiny-base"].loss == "ce" and recipes["tiny-base"].model.startswith("preset:")
