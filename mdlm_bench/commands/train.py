@@ -40,11 +40,24 @@ def main(args) -> int:
                     allow_pickle=args.allow_pickle)
     _show(summary)
     n_eval = args.eval_per_family if args.eval_per_family is not None else (50 if recipe.data == "synthetic" else 0)
+    if n_eval > 0 and recipe.data == "synthetic" and _under_deepspeed():
+        n_eval = 0  # ZeRO-3 would partition the reloaded model too; evaluate in a separate, plain process
+        if _is_main():
+            import sys
+
+            print(f"note: no eval.json under DeepSpeed; evaluate {args.output} in a plain process "
+                  "(mdlm-bench run --model ...)", file=sys.stderr)
     if n_eval > 0 and recipe.data == "synthetic" and _is_main():
         from mdlm_bench.train.evaluate import write_eval
 
         write_eval(Path(args.output), n_eval, gen_length=recipe.canvas, quiet=args.quiet)
     return 0
+
+
+def _under_deepspeed() -> bool:
+    import os
+
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
 
 def _is_main() -> bool:

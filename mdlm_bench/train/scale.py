@@ -29,13 +29,47 @@ def make_accelerator(recipe: Recipe, use_cuda: bool):
     DeepSpeed engine's config) get the recipe's accumulation."""
     from accelerate import Accelerator, PartialState
 
-    world = PartialState(cpu=not use_cuda).num_processes
+    deepspeed = _check_deepspeed_env()
+    import os
+
+    if os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true" and not use_cuda:
+        # accelerate turns FSDP on only for GPU-type process groups; on CPU it would quietly run unsharded.
+        raise UserError("accelerate runs FSDP on GPUs only; on CPU use training/accelerate/cpu-2proc.yaml (gloo) or "
+                        "a DeepSpeed config")
+    if deepspeed and not use_cuda and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # accelerate builds no CPU process group for DeepSpeed: each process would train alone on the same output.
+        raise UserError("DeepSpeed runs one process on CPU here; pass --num_processes 1, or use GPUs")
+    cpu = not use_cuda and not deepspeed  # accelerate drops the DeepSpeed plugin under cpu=True; it runs on CPU
+    world = PartialState(cpu=cpu).num_processes
     accum, per_proc = split_batch(recipe, world)
     if recipe.qlora and not use_cuda:
         raise UserError("qlora needs a CUDA GPU and bitsandbytes (4-bit weights); on CPU use lora with qlora: false")
-    acc = Accelerator(mixed_precision="bf16" if (use_cuda and recipe.bf16) else "no", cpu=not use_cuda,
+    acc = Accelerator(mixed_precision="bf16" if (use_cuda and recipe.bf16) else "no", cpu=cpu,
                       gradient_accumulation_steps=accum)
+    if acc.distributed_type.name == "DEEPSPEED" and not use_cuda:
+        ds = acc.state.deepspeed_plugin.deepspeed_config
+        for key in ("bf16", "fp16"):  # no mixed precision on CPU: the run is float32 as any other CPU run
+            if isinstance(ds.get(key), dict):
+                ds[key]["enabled"] = False
     return acc, accum, per_proc
+
+
+def _check_deepspeed_env() -> bool:
+    """Whether `accelerate launch` asked for DeepSpeed; one line instead of a traceback when it cannot run."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
+        return False
+    if importlib.util.find_spec("deepspeed") is None:
+        raise UserError("the accelerate config asks for DeepSpeed, which is not installed; pip install deepspeed "
+                        "or use training/accelerate/fsdp2.yaml")
+    cfg = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "none")
+    if cfg not in ("", "none") and not Path(cfg).is_file():
+        raise UserError(f"the DeepSpeed config file '{cfg}' does not exist here; launch from the repository root "
+                        "(the shipped configs name training/accelerate/deepspeed/*.json) or fix the path")
+    return True
 
 
 def check_engine(accelerator, recipe: Recipe, accum: int, use_cuda: bool) -> None:
@@ -47,8 +81,6 @@ def check_engine(accelerator, recipe: Recipe, accum: int, use_cuda: bool) -> Non
                         f" but the recipe needs {accum} (batch_size / processes / micro_batch_size); set it to 1 "
                         "there (or 'auto' in a DeepSpeed JSON) and let the recipe decide")
     if kind == "DEEPSPEED":
-        if not use_cuda:
-            raise UserError("DeepSpeed needs CUDA GPUs here; on CPU use the FSDP or plain (gloo) accelerate configs")
         ds = accelerator.state.deepspeed_plugin.deepspeed_config
         for key, want in (("gradient_accumulation_steps", accum), ("train_micro_batch_size_per_gpu",
                                                                     recipe.micro_batch_size),

@@ -86,18 +86,33 @@ def train_dtype(recipe: Recipe, use_cuda: bool) -> str:
     return "bfloat16" if (use_cuda and recipe.bf16) else "float32"
 
 
-def load_init_model(recipe: Recipe, dtype: str = "float32", device: str = "cpu"):
+def preset_checkpoint(recipe: Recipe):
+    """For `preset:<name>` models, a TemporaryDirectory holding the random-init checkpoint (else None). Written
+    before any process group exists: transformers saves weights from the main process only once one does."""
+    if not recipe.model.startswith("preset:"):
+        return None
+    from mdlm_bench.models.presets import init_model
+
+    tmp = tempfile.TemporaryDirectory(prefix="mdlm-init-")
+    init_model(Path(tmp.name) / "init", preset=recipe.model.split(":", 1)[1], seed=recipe.init_seed)
+    return tmp
+
+
+def load_init_model(recipe: Recipe, dtype: str = "float32", device: str = "cpu", preset=None):
     """The starting MDLM: a checkpoint/bundled name, or `preset:<name>` initialised with init_seed.
 
     Loaded directly in the training dtype on the process's own device, so no rank holds an fp32 copy of the
     whole model in host memory (an 8B model in bf16 is 16 GB on its GPU before FSDP/ZeRO shards it)."""
     from mdlm_bench.models import load_model
-    from mdlm_bench.models.presets import init_model
 
     if recipe.model.startswith("preset:"):
-        with tempfile.TemporaryDirectory(prefix="mdlm-init-") as tmp:
-            path = init_model(Path(tmp) / "init", preset=recipe.model.split(":", 1)[1], seed=recipe.init_seed)
-            return load_model(path, dtype=dtype, device=device)
+        own = preset is None
+        preset = preset or preset_checkpoint(recipe)
+        try:
+            return load_model(Path(preset.name) / "init", dtype=dtype, device=device)
+        finally:
+            if own:
+                preset.cleanup()
     return load_model(recipe.model, dtype=dtype, device=device)
 
 
@@ -207,10 +222,15 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
     plan = plan_run(recipe, out, max_steps, resume, allow_pickle)
     examples, data_counts = load_examples_counted(recipe)
     use_cuda = torch.cuda.is_available()
+    preset = preset_checkpoint(recipe)
     accelerator, accum, per_proc = make_accelerator(recipe, use_cuda)
     world, rank = accelerator.num_processes, accelerator.process_index
     check_engine(accelerator, recipe, accum, use_cuda)
-    mdlm = load_init_model(recipe, train_dtype(recipe, use_cuda), str(accelerator.device))
+    try:
+        mdlm = load_init_model(recipe, train_dtype(recipe, use_cuda), str(accelerator.device), preset)
+    finally:
+        if preset is not None:
+            preset.cleanup()
     record_canvas(mdlm, recipe)
     slack_added = False
     if needs_slack(recipe):
