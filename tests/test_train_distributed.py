@@ -102,5 +102,6 @@ def test_engines_that_cannot_run_here_are_refused_in_one_line(tmp_path, monkeypa
     with pytest.raises(UserError, match="FSDP on GPUs only"):
         make_accelerator(Recipe(), False)
     monkeypatch.delenv("ACCELERATE_USE_FSDP")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(UserError, match="qlora needs a CUDA GPU"):
         make_accelerator(Recipe(lora={"r": 4}, qlora=True), False)

@@ -29,6 +29,8 @@ def make_accelerator(recipe: Recipe, use_cuda: bool):
     DeepSpeed engine's config) get the recipe's accumulation."""
     from accelerate import Accelerator, PartialState
 
+    if recipe.qlora and not use_cuda:
+        raise UserError("qlora needs a CUDA GPU and bitsandbytes (4-bit weights); on CPU use lora with qlora: false")
     deepspeed = _check_deepspeed_env()
     import os
 
@@ -42,8 +44,6 @@ def make_accelerator(recipe: Recipe, use_cuda: bool):
     cpu = not use_cuda and not deepspeed  # accelerate drops the DeepSpeed plugin under cpu=True; it runs on CPU
     world = PartialState(cpu=cpu).num_processes
     accum, per_proc = split_batch(recipe, world)
-    if recipe.qlora and not use_cuda:
-        raise UserError("qlora needs a CUDA GPU and bitsandbytes (4-bit weights); on CPU use lora with qlora: false")
     acc = Accelerator(mixed_precision="bf16" if (use_cuda and recipe.bf16) else "no", cpu=cpu,
                       gradient_accumulation_steps=accum)
     if acc.distributed_type.name == "DEEPSPEED" and not use_cuda:
