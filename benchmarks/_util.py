@@ -49,7 +49,7 @@ def build_model(preset: str, device: str = "cpu", seed: int = 0):
 def synth_prompts(model, n: int, family: str = "copy") -> List[List[int]]:
     """The first n prompts of a bundled synthetic task, chat-templated and tokenized (realistic lengths)."""
     from mdlm_bench.io import read_jsonl
-    from mdlm_bench.prompts import encode_prompt
+    from mdlm_bench.decode.prompts import encode_prompt
 
     rows = read_jsonl(ROOT / "tasks" / "data" / f"synth_{family}.jsonl")[:n]
     if len(rows) < n:

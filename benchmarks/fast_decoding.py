@@ -78,8 +78,8 @@ def _em(model, rows, texts):
 def part_speed(console, args, device, sync):
     from rich.table import Table
 
-    from mdlm_bench.decode_config import DecodeConfig
-    from mdlm_bench.decoding import generate
+    from mdlm_bench.decode.config import DecodeConfig
+    from mdlm_bench.decode.sampler import generate
 
     t = Table(title=f"(1) time per generated token vs none, gen_length 256, block 32, {args.steps} steps "
                     f"(median of {args.repeats} interleaved rounds; min-max)")
@@ -108,10 +108,10 @@ def part_speed(console, args, device, sync):
 def part_em(console, args, device):
     from rich.table import Table
 
-    from mdlm_bench.decode_config import DecodeConfig
+    from mdlm_bench.decode.config import DecodeConfig
     from mdlm_bench.io import read_jsonl
     from mdlm_bench.models import load_model
-    from mdlm_bench.prompts import encode_prompt, generate_many
+    from mdlm_bench.decode.prompts import encode_prompt, generate_many
 
     model = load_model(args.trained, device=device)
     data = {f: read_jsonl(ROOT / "tasks" / "data" / f"synth_{f}.jsonl") for f in FAMILIES}
@@ -148,10 +148,10 @@ def part_em(console, args, device):
 def part_llada(console, args, device, sync):
     from rich.table import Table
 
-    from mdlm_bench.decode_config import DecodeConfig
+    from mdlm_bench.decode.config import DecodeConfig
     from mdlm_bench.io import read_jsonl
     from mdlm_bench.models import load_model
-    from mdlm_bench.prompts import encode_prompt, generate_many
+    from mdlm_bench.decode.prompts import encode_prompt, generate_many
 
     t = Table(title=f"(4) dual cache + threshold 0.9 (batch {args.batch}) vs LLaDA generate() one prompt at a "
                     f"time, {args.llada_rows} rows per family, {SYNTH} (median of {args.llada_repeats} "
@@ -174,7 +174,7 @@ def part_llada(console, args, device, sync):
             with torch.inference_mode():
                 out = [llada_generate(model, p, SYNTH["steps"], SYNTH["gen_length"], SYNTH["block_length"])
                        for p in prompts]
-            from mdlm_bench.decoding import clean_ids
+            from mdlm_bench.decode.sampler import clean_ids
 
             res["llada"] = [model.tokenizer.decode(clean_ids(ids, model.eos_ids, [model.slack_id, model.mask_id]),
                                                    skip_special_tokens=True) for ids in out]

@@ -35,7 +35,7 @@ def main() -> int:
 
     from rich.table import Table
 
-    from mdlm_bench.decoding import DecodeConfig, generate
+    from mdlm_bench.decode.sampler import DecodeConfig, generate
     from mdlm_bench.perturb import PerturbSpec
     from mdlm_bench.perturb.operators import PerturbationHook, content_vocab
 

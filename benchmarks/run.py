@@ -42,9 +42,9 @@ def main() -> int:
 
     from rich.table import Table
 
-    import mdlm_bench.prompts as prompts_mod
+    import mdlm_bench.decode.prompts as prompts_mod
     from mdlm_bench.models import init_model
-    from mdlm_bench.run import RunConfig, execute
+    from mdlm_bench.evaluate.run import RunConfig, execute
 
     threads = set_threads(args.threads)
     console = make_console()

@@ -45,8 +45,8 @@ def main() -> int:
 
     from rich.table import Table
 
-    from mdlm_bench.decoding import DecodeConfig
-    from mdlm_bench.prompts import generate_many
+    from mdlm_bench.decode.sampler import DecodeConfig
+    from mdlm_bench.decode.prompts import generate_many
 
     device, threads, console, sync = start(args, "sampler benchmark")
     rounds_b = max(3, args.repeats - 2)
@@ -98,7 +98,7 @@ def _overhead(model, cfg, B: int, args, sync):
     """(a) for one batch size: the ratio, and the table cells after preset and batch."""
     import torch
 
-    from mdlm_bench.decoding import generate, left_pad
+    from mdlm_bench.decode.sampler import generate, left_pad
 
     prompts = synth_prompts(model, B)
     seeds = list(range(B))

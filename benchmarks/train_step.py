@@ -37,7 +37,8 @@ def main() -> int:
 
     from mdlm_bench.models import init_model, load_model
     from mdlm_bench.train.data import Encoded, build_canvas, collate
-    from mdlm_bench.train.losses import LOSSES, mask_batch
+    from mdlm_bench.train.data import mask_batch
+    from mdlm_bench.train.losses import LOSSES
 
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else \
         ("cpu" if args.device == "auto" else args.device)

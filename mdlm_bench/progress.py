@@ -1,6 +1,9 @@
-"""The rich progress bar used by long commands (with a docs/s rate)."""
+"""The rich progress bars: `make_progress` for long commands (with a docs/s rate), `live_progress` for
+lm-eval's request loops (silent when a caller already shows a live display)."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
@@ -22,3 +25,26 @@ def make_progress(console, unit: str = "docs", transient: bool = False) -> Progr
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(unit),
         TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=transient,
     )
+
+
+@contextmanager
+def live_progress(desc: str, total: int):
+    """A rich progress bar; yields advance(n). Silent when a caller already shows a live display."""
+    from rich.console import Console
+    from rich.errors import LiveError
+
+    # stderr: a bar on stdout leaves a blank line there on every stop when stdout is not a terminal
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   transient=True, console=Console(stderr=True))
+    try:
+        if total <= 0:
+            raise LiveError("nothing to show")
+        bar.start()
+    except LiveError:  # rich allows one live display at a time (e.g. the caller's own bar)
+        yield lambda n: None
+        return
+    try:
+        task = bar.add_task(desc, total=total)
+        yield lambda n: bar.advance(task, n)
+    finally:
+        bar.stop()

@@ -80,7 +80,7 @@ def _judge_run(run_dir: Path, bench: str, prompts, skip=()) -> Path:
 def world(tmp_path_factory, tiny_path) -> World:
     import yaml
 
-    from mdlm_bench.run import RunConfig, execute
+    from mdlm_bench.evaluate.run import RunConfig, execute
     from mdlm_bench.train.recipe import load_recipe
     from mdlm_bench.train.trainer import train
 
@@ -499,7 +499,7 @@ def _snapshot(paths: Sequence[Path]) -> Dict[Path, bytes]:
 FORK_SERVER = r"""
 import json, os, runpy, sys, traceback
 import torch, transformers, lm_eval, lm_eval.evaluator, accelerate, yaml, rich.console  # noqa: F401
-import mdlm_bench.cli, mdlm_bench.run, mdlm_bench.models, mdlm_bench.tasks, mdlm_bench.report  # noqa: F401
+import mdlm_bench.cli, mdlm_bench.evaluate.run, mdlm_bench.models, mdlm_bench.evaluate.tasks, mdlm_bench.report  # noqa: F401
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     req = json.loads(line)

@@ -97,7 +97,7 @@ def broken(draw, base: dict, fields: Dict[str, str]):
 # --- the world: files that must survive every example --------------------------------------------------------------
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, tiny_path):
-    from mdlm_bench.run import RunConfig, execute
+    from mdlm_bench.evaluate.run import RunConfig, execute
     from mdlm_bench.train.recipe import Recipe
     from mdlm_bench.train.trainer import train
 

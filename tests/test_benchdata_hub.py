@@ -88,7 +88,7 @@ def test_published_sources_are_pinned():
 
 
 def test_run_records_the_source_in_config_json(hub_repo, tiny_path, tmp_path):
-    from mdlm_bench.run import RunConfig, execute
+    from mdlm_bench.evaluate.run import RunConfig, execute
 
     out = tmp_path / "run"
     execute(RunConfig(model=str(tiny_path), tasks=["arena-hard-v2.0-hard-prompt"], limit=1,

@@ -56,8 +56,8 @@ def test_ls_lists_everything():
 def test_bf16_on_cpu(tiny_path):
     import torch
 
-    from mdlm_bench.decode_config import DecodeConfig
-    from mdlm_bench.decoding import generate
+    from mdlm_bench.decode.config import DecodeConfig
+    from mdlm_bench.decode.sampler import generate
     from mdlm_bench.models import load_model
 
     m = load_model(tiny_path, dtype="bf16", device="cpu")

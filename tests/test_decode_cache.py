@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from mdlm_bench.decode_cache import BlockCache
-from mdlm_bench.decode_config import DecodeConfig
-from mdlm_bench.decoding import Hook, generate
+from mdlm_bench.decode.cache import BlockCache
+from mdlm_bench.decode.config import DecodeConfig
+from mdlm_bench.decode.sampler import Hook, generate
 from mdlm_bench.errors import UserError
 from mdlm_bench.perturb import PerturbSpec
 from mdlm_bench.perturb.operators import PerturbationHook, content_vocab
-from mdlm_bench.prompts import encode_prompt
+from mdlm_bench.decode.prompts import encode_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["copy: ab", "reverse: hello", "sort: dcba", "x"]
@@ -191,7 +191,7 @@ def _brute_factor(conf, f):
 
 
 def test_parallel_rules_against_brute_force():
-    from mdlm_bench.decoding import PARALLEL
+    from mdlm_bench.decode.rules import PARALLEL
 
     g = torch.Generator().manual_seed(0)
     for _ in range(50):

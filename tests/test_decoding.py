@@ -4,10 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mdlm_bench.decode_config import DecodeConfig
-from mdlm_bench.decoding import Hook, generate
+from mdlm_bench.decode.config import DecodeConfig
+from mdlm_bench.decode.sampler import Hook, generate
 from mdlm_bench.errors import UserError
-from mdlm_bench.prompts import encode_prompt
+from mdlm_bench.decode.prompts import encode_prompt
 
 
 def reference_generate(model, prompt, gen_length, steps, block_length, remasking="low_confidence",

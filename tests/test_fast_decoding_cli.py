@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from mdlm_bench.io import read_jsonl
-from mdlm_bench.run import RunConfig, execute
+from mdlm_bench.evaluate.run import RunConfig, execute
 
 DEC = {"gen_length": 16, "steps": 16, "block_length": 8}
 
@@ -34,13 +34,14 @@ def test_cache_and_parallel_recorded_in_rows_and_digest(tiny_path, tmp_path):
 
 
 def test_synth_rows_decoded_first_equal_lm_eval_rows(tiny_path, tmp_path, monkeypatch):
-    import mdlm_bench.synth_rows as sr
+    import mdlm_bench.evaluate.rows as rows
+    import mdlm_bench.evaluate.tasks as tasks
 
     cfg = _cfg(tiny_path, cache="prefix")
     execute(cfg, tmp_path / "first")
     calls = []
-    monkeypatch.setattr(sr, "predecode", lambda *a, **k: calls.append(a))
-    monkeypatch.setattr(sr, "known", lambda names: False)  # names resolved by lm-eval's task manager too
+    monkeypatch.setattr(rows, "predecode", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(tasks, "known", lambda names: False)  # names resolved by lm-eval's task manager too
     execute(cfg, tmp_path / "lm_eval")
     a = read_jsonl(tmp_path / "first" / "generations.jsonl")
     b = read_jsonl(tmp_path / "lm_eval" / "generations.jsonl")
@@ -48,8 +49,8 @@ def test_synth_rows_decoded_first_equal_lm_eval_rows(tiny_path, tmp_path, monkey
 
 
 def test_synth_catalogue_matches_lm_eval():
-    from mdlm_bench.synth_rows import synth_tasks
-    from mdlm_bench.tasks import lm_eval_tasks
+    from mdlm_bench.evaluate.tasks import synth_tasks
+    from mdlm_bench.evaluate.tasks import lm_eval_tasks
 
     cat = synth_tasks()
     names = {t.name for t in lm_eval_tasks()}

@@ -16,8 +16,8 @@ from typing import List
 import pytest
 
 from mdlm_bench.io import read_jsonl_checked, write_json
-from mdlm_bench.run import RunConfig, execute
-from mdlm_bench.sweep import SweepConfig, execute_sweep
+from mdlm_bench.evaluate.run import RunConfig, execute
+from mdlm_bench.evaluate.sweep import SweepConfig, execute_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 DEC = {"gen_length": 16, "steps": 16, "block_length": 16}
@@ -233,7 +233,7 @@ def test_run_and_sweep_files_are_written_by_rename_and_survive_failed_writes(tin
 # --- a corrupt line in the middle of generations.jsonl ------------------------------------------------------
 def test_corrupt_middle_line_is_reported_by_number_and_only_that_row_redone(tiny_path, tmp_path, monkeypatch,
                                                                             capsys):
-    import mdlm_bench.prompts as prompts
+    import mdlm_bench.decode.prompts as prompts
 
     out = tmp_path / "run"
     cfg = RunConfig(model=str(tiny_path), tasks=["synth_copy"], limit=4, decoding=dict(DEC), seeds=[0])

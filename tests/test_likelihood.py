@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from mdlm_bench.likelihood import (
+from mdlm_bench.evaluate.likelihood import (
     greedy_matches,
     masked_logits,
     mc_loglikelihood,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mdlm_bench.decode_config import DecodeConfig
+from mdlm_bench.decode.config import DecodeConfig
 from mdlm_bench.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +28,7 @@ def synth_utils():
 
 
 def _lm(model, **kw):
-    from mdlm_bench.lm_eval import MDLMEvalLM
+    from mdlm_bench.evaluate.lm_eval import MDLMEvalLM
 
     return MDLMEvalLM(model=model, **{**SMALL, **kw})
 
@@ -48,7 +48,7 @@ def _request(context, gen_kwargs, doc_id, task="synth_copy", doc=None):
     ((32, 8, 32), 40, 64, 16),
 ])
 def test_max_gen_toks_sets_gen_length_and_scales_steps(base, max_toks, gen, steps):
-    from mdlm_bench.lm_eval import config_for_max_tokens
+    from mdlm_bench.decode.config import config_for_max_tokens
 
     cfg = config_for_max_tokens(DecodeConfig(gen_length=base[0], steps=base[1], block_length=base[2]), max_toks)
     assert (cfg.gen_length, cfg.steps, cfg.block_length) == (gen, steps, base[2])
@@ -56,7 +56,7 @@ def test_max_gen_toks_sets_gen_length_and_scales_steps(base, max_toks, gen, step
 
 
 def test_stop_strings_cut_at_the_earliest():
-    from mdlm_bench.lm_eval import cut_at_stops
+    from mdlm_bench.evaluate.lm_eval import cut_at_stops
 
     assert cut_at_stops("abc\ndef", ["\n"]) == "abc"
     assert cut_at_stops("ab<|x|>c\nd", ["\n", "<|x|>"]) == "ab"
@@ -111,7 +111,7 @@ def test_simple_evaluate_on_synthetic_tasks(tiny_model, synth_utils):
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from mdlm_bench.prompts import encode_prompt, generate_many
+    from mdlm_bench.decode.prompts import encode_prompt, generate_many
 
     lm = _lm(tiny_model, seed=5, temperature=1.0, batch_size=2, gen_length=32, block_length=32, steps=4)
     res = lm_eval.simple_evaluate(model=lm, tasks=["synth_copy", "synth_lookup"], limit=3, log_samples=True,
@@ -132,7 +132,7 @@ def test_simple_evaluate_on_synthetic_tasks(tiny_model, synth_utils):
 
 
 def test_generate_until_uses_the_row_hook(tiny_model):
-    from mdlm_bench.decoding import GenResult
+    from mdlm_bench.decode.sampler import GenResult
 
     class Hook:
         def __init__(self):
@@ -166,7 +166,7 @@ def test_generation_does_not_depend_on_batch_composition(tiny_model):
 
 
 def test_chat_template_applied_once(tiny_model):
-    from mdlm_bench.prompts import encode_prompt
+    from mdlm_bench.decode.prompts import encode_prompt
 
     lm = _lm(tiny_model)
     templated = lm.apply_chat_template([{"role": "user", "content": "copy: ab"}])
@@ -180,8 +180,8 @@ def test_chat_template_applied_once(tiny_model):
 def test_loglikelihood_is_the_mc_estimate_with_greedy_flag(tiny_model):
     from lm_eval.api.instance import Instance
 
-    from mdlm_bench.likelihood import greedy_config, mc_loglikelihood
-    from mdlm_bench.decoding import generate
+    from mdlm_bench.evaluate.likelihood import greedy_config, mc_loglikelihood
+    from mdlm_bench.decode.sampler import generate
 
     lm = _lm(tiny_model, chat=False, mc_num=8, mc_batch_size=8)
     ctx = "copy: ab"
@@ -201,7 +201,7 @@ def test_loglikelihood_is_the_mc_estimate_with_greedy_flag(tiny_model):
 def test_loglikelihood_rolling_sums_windows(tiny_path):
     from lm_eval.api.instance import Instance
 
-    from mdlm_bench.likelihood import mc_loglikelihood
+    from mdlm_bench.evaluate.likelihood import mc_loglikelihood
     from mdlm_bench.models import load_model
 
     m = load_model(tiny_path)
@@ -220,7 +220,7 @@ def test_cli_manager_skips_builtin_tasks_only_when_all_are_included():
 
     import lm_eval.tasks
 
-    from mdlm_bench.lm_eval import _tasks_only_from_include_path, _without_default_tasks
+    from mdlm_bench.evaluate.lm_eval import _tasks_only_from_include_path, _without_default_tasks
 
     ours = argparse.Namespace(command="run", include_path=str(TASKS), tasks=["synth_copy,synth"])
     theirs = argparse.Namespace(command="run", include_path=str(TASKS), tasks=["synth_copy", "hellaswag"])
@@ -233,7 +233,7 @@ def test_cli_manager_skips_builtin_tasks_only_when_all_are_included():
 
 
 def test_cli_bad_model_arg_is_one_line_exit_2(tiny_path, tmp_path, capsys):
-    from mdlm_bench.lm_eval import main
+    from mdlm_bench.evaluate.lm_eval import main
 
     rc = main(["--model", "mdlm", "--model_args", f"pretrained={tiny_path},stepz=4", "--tasks", "synth_copy",
                "--include_path", str(TASKS), "--limit", "1", "--device", "cpu"])
@@ -246,7 +246,7 @@ def test_lm_eval_command_line_end_to_end(tiny_path, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1"}
-    cmd = [sys.executable, "-m", "mdlm_bench.lm_eval", "--model", "mdlm",
+    cmd = [sys.executable, "-m", "mdlm_bench.evaluate.lm_eval", "--model", "mdlm",
            "--model_args", f"pretrained={tiny_path},gen_length=8,steps=4,block_length=8,seed=1",
            "--tasks", "synth_copy", "--include_path", str(TASKS), "--limit", "4", "--batch_size", "4",
            "--device", "cpu", "--output_path", str(out), "--log_samples"]
@@ -344,7 +344,7 @@ def test_multiple_choice_on_a_fixed_canvas_model_needs_canvas_padding(tmp_path):
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from mdlm_bench.lm_eval import MDLMEvalLM
+    from mdlm_bench.evaluate.lm_eval import MDLMEvalLM
     from mdlm_bench.models import load_model
 
     rng = random.Random(2024)

@@ -9,11 +9,11 @@ import torch
 from mdlm_bench.train.losses import (
     LOSSES,
     ce_loss,
-    mask_batch,
     masked_spans,
     slack_ctc_loss,
     span_ctc_loss,
 )
+from mdlm_bench.train.data import mask_batch
 
 SLACK = 0
 

@@ -4,13 +4,13 @@ import inspect
 
 import pytest
 
-from mdlm_bench import decoding
-from mdlm_bench.decode_config import DecodeConfig
-from mdlm_bench.decoding import Hook, generate
+from mdlm_bench.decode import sampler as decoding
+from mdlm_bench.decode.config import DecodeConfig
+from mdlm_bench.decode.sampler import Hook, generate
 from mdlm_bench.errors import UserError
 from mdlm_bench.perturb import PerturbSpec, load_spec
 from mdlm_bench.perturb.operators import OPERATORS, make_hook
-from mdlm_bench.prompts import encode_prompt
+from mdlm_bench.decode.prompts import encode_prompt
 
 CFG = DecodeConfig(gen_length=32, steps=32, block_length=8)
 TEXTS = ["copy: abc", "reverse: hello", "sort: dcba", "count: aaa", "x", "spell: 42"]

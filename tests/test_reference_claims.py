@@ -1,6 +1,6 @@
 """The paper's two claims are decided from the Holm-corrected comparisons, never hard-coded."""
 
-from mdlm_bench.reference import claims_text, paper_claims
+from mdlm_bench.report.claims import claims_text, paper_claims
 
 
 def _headline(diffs, drop_diffs, sig=True):

@@ -78,7 +78,7 @@ def test_second_writer_is_refused_with_the_holders_pid_and_kill_9_frees_the_lock
 
 def test_a_writer_that_started_first_wins_and_the_other_config_is_refused(tmp_path, tiny_path, capsys):
     """The digest is checked again under the lock, so the later of two racing runs cannot clear the first."""
-    from mdlm_bench.run import RunConfig, execute
+    from mdlm_bench.evaluate.run import RunConfig, execute
 
     out = tmp_path / "R"
     execute(RunConfig(model=str(tiny_path), tasks=["synth_copy"], limit=2, seeds=[0],

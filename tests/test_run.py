@@ -11,8 +11,8 @@ import pytest
 from mdlm_bench.edit_distance import edit_distance
 from mdlm_bench.errors import UserError
 from mdlm_bench.io import read_jsonl
-from mdlm_bench.run import RunConfig, execute
-from mdlm_bench.sweep import SweepConfig, execute_sweep
+from mdlm_bench.evaluate.run import RunConfig, execute
+from mdlm_bench.evaluate.sweep import SweepConfig, execute_sweep
 
 DEC = {"gen_length": 16, "steps": 16, "block_length": 16}
 
@@ -47,7 +47,7 @@ def test_resume_skips_done_rows_and_never_duplicates(tiny_path, tmp_path, monkey
     # tear the file: drop one row and leave half a line, as a kill -9 would
     lines = first.splitlines()
     (out / "generations.jsonl").write_text("\n".join(lines[:-2]) + "\n" + lines[-2][:30])
-    import mdlm_bench.prompts as prompts
+    import mdlm_bench.decode.prompts as prompts
 
     calls = []
     real = prompts.generate_many
@@ -192,7 +192,7 @@ def test_reference_experiment_end_to_end(tiny_path, tmp_path, capsys, monkeypatc
 
     from rich.console import Console
 
-    from mdlm_bench.reference import ReferenceConfig, run_reference
+    from mdlm_bench.evaluate.reference import ReferenceConfig, run_reference
 
     monkeypatch.delenv("MDLM_JUDGE_BASE_URL", raising=False)
     ref = ReferenceConfig(models={"a": str(tiny_path), "b": str(tiny_path)}, tasks=["synth_copy"], limit=2,

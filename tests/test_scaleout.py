@@ -30,7 +30,7 @@ import json, os, sys
 from pathlib import Path
 log = Path(sys.argv.pop(1)) / f"rank-{os.environ.get('RANK', '0')}.jsonl"
 import mdlm_bench.dist as dist
-import mdlm_bench.prompts as prompts
+import mdlm_bench.decode.prompts as prompts
 real_current, real_generate = dist.current, prompts.generate_many
 def current():
     d = real_current()
@@ -100,7 +100,7 @@ class FakeRank:
 
 
 def _rows_of_a_run(tiny_path, out: Path):
-    from mdlm_bench.run import RunConfig, execute
+    from mdlm_bench.evaluate.run import RunConfig, execute
 
     cfg = RunConfig(model=str(tiny_path), tasks=["synth_copy"], limit=4, seeds=[0],
                     decoding={"gen_length": 16, "steps": 16, "block_length": 16})
@@ -112,8 +112,8 @@ def test_single_process_rerun_picks_up_shards_of_a_killed_multi_process_run(tiny
                                                                              capsys):
     """A killed 2-process run leaves .shards/rank-*.jsonl (one with a torn tail); a plain rerun uses their rows,
     decodes only what is missing, and merges to the uninterrupted result."""
-    import mdlm_bench.prompts as prompts
-    from mdlm_bench.run import execute
+    import mdlm_bench.decode.prompts as prompts
+    from mdlm_bench.evaluate.run import execute
 
     out = tmp_path / "run"
     cfg, full = _rows_of_a_run(tiny_path, out)
@@ -138,7 +138,7 @@ def test_single_process_rerun_picks_up_shards_of_a_killed_multi_process_run(tiny
 
 def test_resumed_rank_appends_after_a_torn_shard_line_without_losing_rows(tiny_path, tmp_path):
     from mdlm_bench.io import read_jsonl_checked
-    from mdlm_bench.run import RowStore
+    from mdlm_bench.evaluate.rows import RowStore
 
     out = tmp_path / "run"
     cfg, full = _rows_of_a_run(tiny_path, out)

@@ -3,12 +3,12 @@ never moved by the shift operator, never counted as content by exact match or ed
 
 import torch
 
-from mdlm_bench.decode_config import DecodeConfig
-from mdlm_bench.decoding import Hook, generate
+from mdlm_bench.decode.config import DecodeConfig
+from mdlm_bench.decode.sampler import Hook, generate
 from mdlm_bench.perturb.operators import make_hook
 from mdlm_bench.perturb.spec import PerturbSpec
-from mdlm_bench.prompts import encode_prompt
-from mdlm_bench.sweep import compare_levels
+from mdlm_bench.decode.prompts import encode_prompt
+from mdlm_bench.evaluate.sweep import compare_levels
 
 
 class Force(Hook):

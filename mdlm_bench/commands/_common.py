@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdlm_bench.decode_config import DecodeConfig
+from mdlm_bench.decode.config import DecodeConfig
 
 _D = DecodeConfig()
 

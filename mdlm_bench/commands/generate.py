@@ -66,10 +66,10 @@ def main(args) -> int:
 
     from mdlm_bench.commands._common import apply_threads, decoding_overrides, load_model_from_args
     from mdlm_bench.config import from_dict
-    from mdlm_bench.decode_config import DecodeConfig
+    from mdlm_bench.decode.config import DecodeConfig
     from mdlm_bench.errors import UserError
     from mdlm_bench.io import JsonlAppender
-    from mdlm_bench.prompts import encode_prompt, generate_many
+    from mdlm_bench.decode.prompts import encode_prompt, generate_many
 
     if args.input and not args.output and not args.json:
         raise UserError("--input needs --output FILE (or --json to print the results)")

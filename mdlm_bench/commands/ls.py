@@ -41,7 +41,7 @@ def _tasks(console, bench_dir):
     from rich.table import Table
 
     from mdlm_bench.benchdata import BENCHES, bench_status
-    from mdlm_bench.tasks import lm_eval_tasks
+    from mdlm_bench.evaluate.tasks import lm_eval_tasks
 
     t = Table(title="tasks (open-ended sets: local copy, hub cache, or downloaded on first use)")
     for c in ("name", "kind", "data", "status"):
@@ -105,7 +105,7 @@ def _recipes(console):
 
 
 def _remasking(console):
-    from mdlm_bench.decoding import REMASKING
+    from mdlm_bench.decode.rules import REMASKING
 
     console.print("remasking rules: " + ", ".join(REMASKING))
 

@@ -44,7 +44,7 @@ def build_config(args):
     """RunConfig from --config YAML and flags (flags win)."""
     from mdlm_bench.commands._common import decoding_overrides
     from mdlm_bench.config import from_dict, load_yaml
-    from mdlm_bench.run import RunConfig
+    from mdlm_bench.evaluate.config import RunConfig
 
     base = {}
     if args.config:
@@ -111,11 +111,11 @@ def main(args) -> int:
     console = Console(stderr=True)
     apply_threads(args.threads)
     if is_reference_call(args):
-        from mdlm_bench.reference import run_reference
+        from mdlm_bench.evaluate.reference import run_reference
 
         return run_reference(args, console)
-    from mdlm_bench.run import execute
-    from mdlm_bench.summary import print_run_summary
+    from mdlm_bench.evaluate.run import execute
+    from mdlm_bench.evaluate.run import print_run_summary
 
     cfg = build_config(args)
     out = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.model).name}-{cfg.digest()}"

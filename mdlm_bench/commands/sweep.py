@@ -24,7 +24,7 @@ def main(args) -> int:
     from mdlm_bench.commands.run import build_config
     from mdlm_bench.errors import UserError
     from mdlm_bench.perturb.spec import sweep_defaults
-    from mdlm_bench.sweep import SweepConfig, execute_sweep, print_sweep
+    from mdlm_bench.evaluate.sweep import SweepConfig, execute_sweep, print_sweep
 
     console = Console(stderr=True)
     if args.task and not args.tasks:
@@ -37,7 +37,7 @@ def main(args) -> int:
     if args.seeds is None and defaults.get("seeds"):
         args.seeds = ",".join(str(s) for s in defaults["seeds"])
     cfg = build_config(args)
-    from mdlm_bench.tasks import resolve
+    from mdlm_bench.evaluate.tasks import resolve
 
     resolve(cfg.tasks)
     if args.fractions:
@@ -53,7 +53,7 @@ def main(args) -> int:
 
     claim_dir(out, "sweep", args.overwrite)
     console.print(f"sweep directory: [bold]{out.resolve()}[/bold]", soft_wrap=True)
-    from mdlm_bench.reference import JUDGE_HINT, judge_config_from
+    from mdlm_bench.evaluate.reference import JUDGE_HINT, judge_config_from
 
     judge = judge_config_from(args)
     summary = execute_sweep(sweep, out, overwrite=args.overwrite, console=console, judge=judge)

@@ -35,13 +35,27 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Protocol, Sequence
 
 import torch
 
-from mdlm_bench.decoding import Commit, DecodeState, Hook
-from mdlm_bench.perturb.spec import PerturbSpec
+from mdlm_bench.decode.sampler import Commit, DecodeState, Hook
 from mdlm_bench.registry import Registry
+
+
+class PerturbSpec(Protocol):
+    """The fields of `perturb.spec.PerturbSpec` read here (the spec imports this module, not the reverse)."""
+
+    operator: str
+    fraction: float
+    distance: int
+    span: int
+    direction: str
+    schedule: str
+    window: Sequence[float]  # [start, end] of decoding progress
+    at_step: int
+    on_slack: str
+    seed: int
 
 
 @dataclass

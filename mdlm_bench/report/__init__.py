@@ -21,7 +21,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from mdlm_bench.errors import UserError
 from mdlm_bench.report.settings import ReportSettings
 
-__all__ = ["build_report", "print_report", "ReportSettings"]
+__all__ = ["build_report", "print_report", "print_headline", "write_headline", "ReportSettings"]
 
 
 def _clean(x: Any) -> Any:
@@ -191,3 +191,26 @@ def print_report(report: dict, console) -> None:
     from mdlm_bench.report.render import print_tables
 
     print_tables(report, console)
+
+
+def print_headline(report: dict, console, headline: Optional[dict] = None) -> None:
+    """The headline table; with a reference `headline` (drops and claims), its drop table and claims too."""
+    from mdlm_bench.report import render
+
+    render.print_headline(report, console)
+    if headline is not None:
+        from mdlm_bench.report.claims import print_drops
+
+        print_drops(headline, console)
+
+
+def write_headline(out_dir: Path, report: dict, headline: dict) -> None:
+    """headline.json (the reference's headline, drops and claims) and headline.md beside the report."""
+    from mdlm_bench.io import atomic_write_text, write_json
+    from mdlm_bench.report.claims import drops_markdown
+    from mdlm_bench.report.render import table_markdown
+    from mdlm_bench.report.tables import headline_table
+
+    write_json(Path(out_dir) / "headline.json", headline)
+    atomic_write_text(Path(out_dir) / "headline.md", table_markdown(headline_table(report), "##")
+                      + drops_markdown(headline))

@@ -1,8 +1,6 @@
 """Render the report dict to markdown, self-contained HTML (well-formed XHTML-style markup with
-base64 PNGs) and rich. All three draw the same `tables` model and follow one order:
-
-    the question · headline pooled over tasks · sensitivity and forest plots · findings (at most five)
-    · details (collapsed: per comparison, judges, sweeps) · settings and runs.
+base64 PNGs) and rich. All three loop over the same blocks, `document.document(report)`, so they show
+the same things in the same order; each renderer only knows how to draw one block of each kind.
 """
 
 from __future__ import annotations
@@ -11,15 +9,9 @@ import base64
 import html
 from typing import Dict, List
 
-from mdlm_bench.report.tables import (Cell, Num, Table, _n, comparison_sections, drops_table, headline_table,
-                                      judge_table, run_table, settings_line, sweep_tables, cell_text)
-
-CAPTIONS = {
-    "sensitivity": "Mean score against the displaced fraction, one line per model; bands are CIs.",
-    "forest": "Pooled differences B - A with paired bootstrap CIs; red: significant after Holm.",
-    "win_rates": "Judge win rates against each run's baseline, with percentile bootstrap intervals.",
-}
-TOP_PLOTS = ("sensitivity", "forest")
+from mdlm_bench.report.document import (CAPTIONS, Bullets, Columns, Details, Figure, Heading, Meta, Para, TableBlock,
+                                        Title, document, headline_blocks)
+from mdlm_bench.report.tables import Cell, Num, Table, cell_text
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.2em 2em; color: #222; line-height: 1.35; }
@@ -44,25 +36,6 @@ details { margin: 0.3em 0; border: 1px solid #ddd; border-radius: 4px; padding: 
 summary { cursor: pointer; font-weight: 600; font-size: 0.9em; }
 """
 
-def _comparison_summary(report: dict, i: int) -> List[Cell]:
-    """'name: k of n per-task differences significant' (numbers as pointers into report.json)."""
-    ref = f"/comparisons/{i}"
-    return [report["comparisons"][i]["name"], ": ", _n(report, ref + "/n_significant"), " of ",
-            _n(report, ref + "/n_tested"), " per-task tests significant (Holm)"]
-
-
-def _sections(report: dict) -> List[tuple]:
-    """[(summary cells, [tables])] of the collapsed details, in order."""
-    out = [(_comparison_summary(report, i), tables) for i, tables in enumerate(comparison_sections(report))]
-    out += [([t.title], [t]) for t in judge_table(report)]
-    out += [([t.title], [t]) for t in sweep_tables(report)]
-    return out
-
-
-def _has_headline(report: dict) -> bool:
-    return bool(report["headline"]["comparisons"])
-
-
 # ------------------------------------------------------------------------------------------ markdown
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
@@ -80,30 +53,33 @@ def table_markdown(t: Table, level: str = "###") -> str:
     return "\n".join(lines) + "\n"
 
 
+def _md_block(b, plot_files: Dict[str, str]) -> List[str]:
+    if isinstance(b, Title):
+        return [f"# {b.text}", ""]
+    if isinstance(b, Meta):
+        return [f"_{b.text}_", ""]
+    if isinstance(b, Heading):
+        return ["#" * b.level + " " + b.text, ""]
+    if isinstance(b, Para):
+        return [f"_{cell_text(b.cells)}_" if b.note else cell_text(b.cells), ""]
+    if isinstance(b, TableBlock):
+        return [table_markdown(b.table, "#" * b.level)]
+    if isinstance(b, Figure):
+        if b.name not in plot_files:
+            return []
+        return [f"![{CAPTIONS[b.name]}]({plot_files[b.name]})", "", f"_{CAPTIONS[b.name]}_", ""]
+    if isinstance(b, Bullets):
+        return [f"## {b.title}", ""] + [f"- {x}" for x in b.items] + [""]
+    if isinstance(b, Details):
+        inner = [line for c in b.blocks for line in _md_block(c, plot_files)]
+        return [f"<details><summary>{html.escape(cell_text(b.summary))}</summary>", ""] + inner + ["</details>", ""]
+    if isinstance(b, Columns):
+        return [line for c in b.left + b.right for line in _md_block(c, plot_files)]
+    raise TypeError(f"no markdown for {type(b).__name__}")
+
+
 def to_markdown(report: dict, plot_files: Dict[str, str]) -> str:
-    out = [f"# {report['question']}", "",
-           f"_{report['producer']}, created {report['created']}. Details, settings and runs follow the "
-           f"findings._", ""]
-    if _has_headline(report):
-        out.append(table_markdown(headline_table(report), "##"))
-    for name in TOP_PLOTS:
-        if name in plot_files:
-            out += [f"![{CAPTIONS[name]}]({plot_files[name]})", "", f"_{CAPTIONS[name]}_", ""]
-    if report.get("claims"):
-        out += ["## The paper's claims", ""] + [f"- {c}" for c in report["claims"]] + [""]
-    if report.get("drops"):
-        out.append(table_markdown(drops_table(report), "###"))
-    out += ["## Findings", ""] + [f"- {f}" for f in report["findings"]] + ["", "## Details", ""]
-    for summary, tables in _sections(report):
-        out += [f"<details><summary>{html.escape(cell_text(summary))}</summary>", ""]
-        out += [table_markdown(t, "####") for t in tables]
-        out += ["</details>", ""]
-    if "win_rates" in plot_files:
-        out += [f"![{CAPTIONS['win_rates']}]({plot_files['win_rates']})", ""]
-    out += ["## Settings and runs", "", cell_text(settings_line(report)), "", f"Report digest {report['digest']}.",
-            "", "<details><summary>Runs compared, with config digests</summary>", "",
-            table_markdown(run_table(report), "####"), "</details>", ""]
-    return "\n".join(out)
+    return "\n".join(line for b in document(report) for line in _md_block(b, plot_files))
 
 
 # ---------------------------------------------------------------------------------------------- html
@@ -135,47 +111,37 @@ def _figure(name: str, png: bytes) -> str:
             f"<figcaption>{html.escape(CAPTIONS[name])}</figcaption></figure>\n")
 
 
+def _html_block(b, pngs: Dict[str, bytes]) -> str:
+    if isinstance(b, Title):
+        return f'<h1 id="question">{html.escape(b.text)}</h1>\n'
+    if isinstance(b, Meta):
+        return f'<p class="meta">{html.escape(b.text)}</p>\n'
+    if isinstance(b, Heading):
+        return f"<h{b.level}>{html.escape(b.text, quote=False)}</h{b.level}>\n"
+    if isinstance(b, Para):
+        return f'<p class="meta">{_cell_html(b.cells)}</p>\n' if b.note else f"<p>{_cell_html(b.cells)}</p>\n"
+    if isinstance(b, TableBlock):
+        return table_html(b.table, f"h{b.level}", b.id)
+    if isinstance(b, Figure):
+        return _figure(b.name, pngs[b.name]) if b.name in pngs else ""
+    if isinstance(b, Bullets):
+        return (f"<h2>{html.escape(b.title, quote=False)}</h2>\n<ul class=\"findings\">\n"
+                + "".join(f"<li>{html.escape(x)}</li>\n" for x in b.items) + "</ul>\n")
+    if isinstance(b, Details):
+        return (f"<details><summary>{_cell_html(b.summary)}</summary>\n"
+                + "".join(_html_block(c, pngs) for c in b.blocks) + "</details>\n")
+    if isinstance(b, Columns):
+        return ('<div class="top">\n<div>\n' + "".join(_html_block(c, pngs) for c in b.left) + "</div>\n<div>\n"
+                + "".join(_html_block(c, pngs) for c in b.right) + "</div>\n</div>\n")
+    raise TypeError(f"no HTML for {type(b).__name__}")
+
+
 def to_html(report: dict, pngs: Dict[str, bytes]) -> str:
-    parts: List[str] = [
-        "<!DOCTYPE html>\n",
-        '<html xmlns="http://www.w3.org/1999/xhtml" lang="en">\n<head>\n<meta charset="utf-8"/>\n',
-        f"<title>{html.escape(report['question'])}</title>\n",
-        f"<style>{CSS}</style>\n</head>\n<body>\n",
-        f'<h1 id="question">{html.escape(report["question"])}</h1>\n',
-        f'<p class="meta">{html.escape(report["producer"])}, created {html.escape(report["created"])}. '
-        f"Details, settings and runs follow the findings.</p>\n",
-        '<div class="top">\n<div>\n',
-    ]
-    # left: the headline and, below it, the forest plot of the same rows; right: the sensitivity plot
-    if _has_headline(report):
-        parts.append(table_html(headline_table(report), "h2", "headline"))
-    if "forest" in pngs:
-        parts.append(_figure("forest", pngs["forest"]))
-    parts.append("</div>\n<div>\n")
-    if "sensitivity" in pngs:
-        parts.append(_figure("sensitivity", pngs["sensitivity"]))
-    parts.append("</div>\n</div>\n")
-    if report.get("claims"):
-        parts.append("<h2>The paper's claims</h2>\n<ul class=\"findings\">\n" +
-                     "".join(f"<li>{html.escape(c)}</li>\n" for c in report["claims"]) + "</ul>\n")
-    if report.get("drops"):
-        parts.append(table_html(drops_table(report), "h3", "drops"))
-    parts.append('<h2>Findings</h2>\n<ul class="findings">\n' +
-                 "".join(f"<li>{html.escape(f)}</li>\n" for f in report["findings"]) + "</ul>\n")
-    parts.append('<h2>Details</h2>\n')
-    for summary, tables in _sections(report):
-        parts.append(f"<details><summary>{_cell_html(summary)}</summary>\n"
-                     + "".join(table_html(t) for t in tables) + "</details>\n")
-    if "win_rates" in pngs:
-        parts.append(_figure("win_rates", pngs["win_rates"]))
-    parts += [
-        "<h2>Settings and runs</h2>\n",
-        f"<p>{_cell_html(settings_line(report))}</p>\n",
-        f'<p class="meta">Report digest {html.escape(report["digest"])}.</p>\n',
-        "<details><summary>Runs compared, with config digests</summary>\n", table_html(run_table(report)),
-        "</details>\n</body>\n</html>\n",
-    ]
-    return "".join(parts)
+    return ("<!DOCTYPE html>\n"
+            '<html xmlns="http://www.w3.org/1999/xhtml" lang="en">\n<head>\n<meta charset="utf-8"/>\n'
+            f"<title>{html.escape(report['question'])}</title>\n"
+            f"<style>{CSS}</style>\n</head>\n<body>\n"
+            + "".join(_html_block(b, pngs) for b in document(report)) + "</body>\n</html>\n")
 
 
 # ---------------------------------------------------------------------------------------------- rich
@@ -209,21 +175,37 @@ def print_wide(console, renderable) -> None:
         console.width = old
 
 
+def _rich_blocks(b) -> list:
+    from rich.text import Text
+
+    if isinstance(b, Title):
+        return [Text(b.text, style="bold")]
+    if isinstance(b, Meta):
+        return [Text(b.text, style="dim")]
+    if isinstance(b, Heading):
+        return [Text(b.text, style="bold")]
+    if isinstance(b, Para):
+        return [Text(cell_text(b.cells), style="dim" if b.note else "")]
+    if isinstance(b, TableBlock):
+        return [rich_table(b.table)]
+    if isinstance(b, Figure):  # plots live in the files
+        return []
+    if isinstance(b, Bullets):
+        return [Text(b.title, style="bold")] + [Text(f"- {x}") for x in b.items]
+    if isinstance(b, Details):  # a terminal has no collapsed sections: the tables themselves
+        return [r for c in b.blocks for r in _rich_blocks(c)]
+    if isinstance(b, Columns):
+        return [r for c in b.left + b.right for r in _rich_blocks(c)]
+    raise TypeError(f"no terminal form for {type(b).__name__}")
+
+
 def print_headline(report: dict, console) -> None:
-    if _has_headline(report):
-        print_wide(console, rich_table(headline_table(report)))
+    for b in headline_blocks(report):
+        for r in _rich_blocks(b):
+            print_wide(console, r)
 
 
 def print_tables(report: dict, console) -> None:
-    from rich.text import Text
-
-    print_wide(console, Text(report["question"], style="bold"))
-    print_headline(report, console)
-    print_wide(console, Text("Findings", style="bold"))
-    for f in report["findings"]:
-        print_wide(console, Text(f"- {f}"))
-    for _, tables in _sections(report):
-        for t in tables:
-            print_wide(console, rich_table(t))
-    print_wide(console, rich_table(run_table(report)))
-    print_wide(console, Text(cell_text(settings_line(report))))
+    for b in document(report):
+        for r in _rich_blocks(b):
+            print_wide(console, r)

@@ -71,17 +71,17 @@ def get(report: dict, ref: str) -> Any:
     return node
 
 
-def _n(report: dict, ref: str) -> Num:
+def num_at(report: dict, ref: str) -> Num:
     return Num(get(report, ref), ref)
 
 
-def _ci(report: dict, ref: str) -> Cell:
+def ci_at(report: dict, ref: str) -> Cell:
     if get(report, ref + "/ci_low") is None:
         return "n/a"
-    return [_n(report, ref + "/ci_low"), " to ", _n(report, ref + "/ci_high")]
+    return [num_at(report, ref + "/ci_low"), " to ", num_at(report, ref + "/ci_high")]
 
 
-def _opt(report: dict, ref: str) -> Cell:
+def opt_at(report: dict, ref: str) -> Cell:
     """A number, or 'n/a' for tests that do not apply (no pointer needed for text that is no number)."""
     try:
         v = get(report, ref)
@@ -96,33 +96,33 @@ def headline_table(report: dict) -> Table:
     many = len(head["metrics"]) > 1
     t = Table(f"Pooled over tasks: {', '.join(m.replace('_', ' ') for m in head['metrics'])}",
               ["comparison A → B"] + (["metric"] if many else []) +
-              ["paired rows", "A", "B", ["B − A [", _n(report, "/settings/ci_percent"), "% CI]"], "p (Holm)",
+              ["paired rows", "A", "B", ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)",
                "verdict"],
               note="Rows paired by (task, uid, seed) and pooled over tasks; paired bootstrap CI; McNemar on "
                    "binary scores, else the paired permutation test; Holm over the rows of this table.")
     for i, r in enumerate(head["comparisons"]):
         ref = f"/headline/comparisons/{i}"
-        diff: Cell = [_n(report, ref + "/diff"), " [", _n(report, ref + "/ci_low"), ", ",
-                      _n(report, ref + "/ci_high"), "]"] if r["ci_low"] is not None else [_n(report, ref + "/diff")]
+        diff: Cell = [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ",
+                      num_at(report, ref + "/ci_high"), "]"] if r["ci_low"] is not None else [num_at(report, ref + "/diff")]
         verdict = "n/a" if r["significant"] is None else ("significant" if r["significant"] else "not significant")
         t.rows.append([r["comparison"]] + ([r["metric"]] if many else []) +
-                      [_n(report, ref + "/n"), _n(report, ref + "/a_mean"), _n(report, ref + "/b_mean"), diff,
-                       _opt(report, ref + "/p_holm"), verdict])
+                      [num_at(report, ref + "/n"), num_at(report, ref + "/a_mean"), num_at(report, ref + "/b_mean"), diff,
+                       opt_at(report, ref + "/p_holm"), verdict])
     return t
 
 
 def drops_table(report: dict) -> Table:
     """Paired drop-under-shift comparisons (report["drops"]): level 0 minus the shifted level, B vs A."""
     t = Table("Drop under shift", ["comparison A → B", "paired rows", "A drop", "B drop",
-                                   ["B − A [", _n(report, "/settings/ci_percent"), "% CI]"], "p (Holm)", "verdict"],
+                                   ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)", "verdict"],
               note="Drop = exact match at 0% minus at the shifted level, per paired row; B − A < 0 means B loses "
                    "less; Holm over the rows of this table.")
     for i, r in enumerate(report["drops"]):
         ref = f"/drops/{i}"
-        t.rows.append([r["comparison"], _n(report, ref + "/n"), _n(report, ref + "/a_drop"),
-                       _n(report, ref + "/b_drop"),
-                       [_n(report, ref + "/diff"), " [", _n(report, ref + "/ci_low"), ", ", _n(report, ref + "/ci_high"),
-                        "]"], _opt(report, ref + "/p_holm"),
+        t.rows.append([r["comparison"], num_at(report, ref + "/n"), num_at(report, ref + "/a_drop"),
+                       num_at(report, ref + "/b_drop"),
+                       [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ", num_at(report, ref + "/ci_high"),
+                        "]"], opt_at(report, ref + "/p_holm"),
                        "significant" if r["significant"] else "not significant"])
     return t
 
@@ -157,24 +157,24 @@ def comparison_sections(report: dict) -> List[List[Table]]:
                       note="Holm and BH correct the primary p-value over every benchmark of every comparison.")
         for bi, row in enumerate(comp["benchmarks"]):
             ref = f"{base}/{bi}"
-            paired = [row["benchmark"], row["kind"], _n(report, ref + "/pairing/both"),
-                      _n(report, ref + "/pairing/only_a"), _n(report, ref + "/pairing/only_b")]
+            paired = [row["benchmark"], row["kind"], num_at(report, ref + "/pairing/both"),
+                      num_at(report, ref + "/pairing/only_a"), num_at(report, ref + "/pairing/only_b")]
             if row["diff"] is None:
                 scores.rows.append(paired + ["n/a"] * 7)
                 tests.rows.append([row["benchmark"]] + ["n/a"] * 11 + ["no paired items"])
                 continue
             scores.rows.append(paired + [
-                _n(report, ref + "/a/mean"), _ci(report, ref + "/a"), _n(report, ref + "/b/mean"),
-                _ci(report, ref + "/b"), _n(report, ref + "/diff/mean"), _ci(report, ref + "/diff"),
+                num_at(report, ref + "/a/mean"), ci_at(report, ref + "/a"), num_at(report, ref + "/b/mean"),
+                ci_at(report, ref + "/b"), num_at(report, ref + "/diff/mean"), ci_at(report, ref + "/diff"),
                 row["diff"]["method"]])
             verdict = ("significant" if row["significant"] else "not significant") \
                 if row["significant"] is not None else "n/a"
             tests.rows.append([
-                row["benchmark"], _opt(report, ref + "/tests/mcnemar/p"), _opt(report, ref + "/tests/permutation/p"),
-                _opt(report, ref + "/tests/wilcoxon/p"), _opt(report, ref + "/tests/sign/p"),
-                row["primary_test"], _opt(report, ref + "/p_holm"), _opt(report, ref + "/p_bh"),
-                _opt(report, ref + "/effect/cohens_dz"), _n(report, ref + "/effect/wins"),
-                _n(report, ref + "/effect/ties"), _n(report, ref + "/effect/losses"), verdict])
+                row["benchmark"], opt_at(report, ref + "/tests/mcnemar/p"), opt_at(report, ref + "/tests/permutation/p"),
+                opt_at(report, ref + "/tests/wilcoxon/p"), opt_at(report, ref + "/tests/sign/p"),
+                row["primary_test"], opt_at(report, ref + "/p_holm"), opt_at(report, ref + "/p_bh"),
+                opt_at(report, ref + "/effect/cohens_dz"), num_at(report, ref + "/effect/wins"),
+                num_at(report, ref + "/effect/ties"), num_at(report, ref + "/effect/losses"), verdict])
         out.append([scores, tests])
     return out
 
@@ -189,10 +189,10 @@ def judge_table(report: dict) -> List[Table]:
     for i, r in enumerate(report["judge"]):
         ref = f"/judge/{i}"
         t.rows.append([r["label"], r["bench"], r["kind"], str(r["judge_model"]), str(r["baseline"]),
-                       _n(report, ref + "/n"), _n(report, ref + "/mean"), _ci(report, ref),
-                       _opt(report, ref + "/wins"), _opt(report, ref + "/ties"), _opt(report, ref + "/losses"),
-                       _opt(report, ref + "/sign_p"), _opt(report, ref + "/sign_p_holm"),
-                       _opt(report, ref + "/position_consistency"), _opt(report, ref + "/parse_failure_rate")])
+                       num_at(report, ref + "/n"), num_at(report, ref + "/mean"), ci_at(report, ref),
+                       opt_at(report, ref + "/wins"), opt_at(report, ref + "/ties"), opt_at(report, ref + "/losses"),
+                       opt_at(report, ref + "/sign_p"), opt_at(report, ref + "/sign_p_holm"),
+                       opt_at(report, ref + "/position_consistency"), opt_at(report, ref + "/parse_failure_rate")])
     return [t]
 
 
@@ -206,11 +206,11 @@ def sweep_tables(report: dict) -> List[Table]:
                   note=f"{sw['path']}")
         for li, lv in enumerate(sw["levels"]):
             ref = f"/sweeps/{si}/levels/{li}"
-            means = [_opt(report, f"{ref}/metrics/{m}/mean") for m in metrics]
-            cis = [_ci(report, f"{ref}/metrics/{m}") if m in lv["metrics"] else "n/a" for m in metrics]
-            t.rows.append([_n(report, ref + "/fraction"), _opt(report, ref + "/effective_fraction")] + means + cis +
-                          [_opt(report, ref + "/edit_distance/mean"), _opt(report, ref + "/unchanged_rate"),
-                           _opt(report, ref + "/length_change/mean")])
+            means = [opt_at(report, f"{ref}/metrics/{m}/mean") for m in metrics]
+            cis = [ci_at(report, f"{ref}/metrics/{m}") if m in lv["metrics"] else "n/a" for m in metrics]
+            t.rows.append([num_at(report, ref + "/fraction"), opt_at(report, ref + "/effective_fraction")] + means + cis +
+                          [opt_at(report, ref + "/edit_distance/mean"), opt_at(report, ref + "/unchanged_rate"),
+                           opt_at(report, ref + "/length_change/mean")])
         out.append(t)
     return out
 
@@ -227,10 +227,10 @@ def all_tables(report: dict) -> List[Table]:
 
 def settings_line(report: dict) -> List[Cell]:
     s = "/settings"
-    return ["confidence level ", _n(report, s + "/ci_level"), "; bootstrap resamples ",
-            _n(report, s + "/n_resamples"), "; permutations ", _n(report, s + "/n_permutations"),
-            "; alpha ", _n(report, s + "/alpha"), " (Holm-corrected); seed ", _n(report, s + "/seed"),
-            "; corrected tests ", _n(report, "/corrections/n_tests")]
+    return ["confidence level ", num_at(report, s + "/ci_level"), "; bootstrap resamples ",
+            num_at(report, s + "/n_resamples"), "; permutations ", num_at(report, s + "/n_permutations"),
+            "; alpha ", num_at(report, s + "/alpha"), " (Holm-corrected); seed ", num_at(report, s + "/seed"),
+            "; corrected tests ", num_at(report, "/corrections/n_tests")]
 
 
 def display(values: Sequence[Any]) -> str:

@@ -16,10 +16,29 @@ import torch
 
 from mdlm_bench.errors import UserError
 from mdlm_bench.io import read_jsonl_checked
-from mdlm_bench.train.losses import mask_batch
 from mdlm_bench.train.recipe import Recipe
 
 ROLES = ("system", "user", "assistant")
+
+
+def mask_batch(
+    response_mask: torch.Tensor,
+    generator: torch.Generator,
+    eps: float = 1e-3,
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """LLaDA's forward process: t ~ U(0,1) per sample, p_mask = (1-eps) t + eps, each response token masked
+    independently with probability p_mask; prompt tokens are never masked.
+
+    response_mask: [B, L] bool, True on the response canvas (response + padding).
+    Returns (mask [B, L] bool, p_mask [B] float32).
+    """
+    b, length = response_mask.shape
+    t = torch.rand(b, generator=generator)
+    p_mask = (1.0 - eps) * t + eps
+    draw = torch.rand(b, length, generator=generator)
+    mask = (draw < p_mask[:, None]) & response_mask.cpu()
+    return mask.to(response_mask.device), p_mask.to(response_mask.device)
+
 
 
 @dataclass

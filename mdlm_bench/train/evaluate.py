@@ -14,7 +14,7 @@ def decode_rows(model, rows: Sequence[dict], gen_length: int = 32, steps: Option
     shift > 0, the bundled reference-sweep shift operator at that fraction (selection seed `seed`)."""
     import torch
 
-    from mdlm_bench.decoding import DecodeConfig, generate as decode
+    from mdlm_bench.decode.sampler import DecodeConfig, generate as decode
 
     cfg = DecodeConfig(gen_length=gen_length, steps=steps or gen_length, block_length=gen_length)
     spec = None

@@ -16,7 +16,8 @@ from typing import Dict, List, Optional, Tuple
 
 from mdlm_bench.errors import UserError
 from mdlm_bench.io import write_json
-from mdlm_bench.run import RunConfig, execute
+from mdlm_bench.evaluate.config import RunConfig
+from mdlm_bench.evaluate.run import execute
 
 SWEEP_FILE = "sweep.json"
 

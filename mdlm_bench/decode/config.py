@@ -20,7 +20,7 @@ class DecodeConfig:
     temperature: float = 0.0
     remasking: str = "low_confidence"
     threshold: Optional[float] = None  # confidence-threshold parallel decoding when set
-    cache: str = "none"  # none | prefix | dual: block-wise KV cache (see mdlm_bench.decode_cache)
+    cache: str = "none"  # none | prefix | dual: block-wise KV cache (see mdlm_bench.decode.cache)
     parallel: Optional[str] = None  # threshold | factor | topk; None: fixed `steps` (threshold implied by it)
     factor: Optional[float] = None  # the factor rule's f
     parallel_k: Optional[int] = None  # tokens per step of the topk rule
@@ -49,8 +49,8 @@ class DecodeConfig:
                 f"e.g. --block-length {self.gen_length}"
             )
         nb = self.gen_length // self.block_length
-        from mdlm_bench.decode_cache import CACHES  # registries are the source of truth
-        from mdlm_bench.decoding import PARALLEL
+        from mdlm_bench.decode.cache import CACHES  # registries are the source of truth
+        from mdlm_bench.decode.rules import PARALLEL
 
         CACHES.get(self.cache)
         rule = self.parallel_rule
@@ -86,7 +86,7 @@ class DecodeConfig:
             raise UserError(f"temperature must be >= 0, got {self.temperature}")
         if self.cfg_scale < 0:
             raise UserError(f"cfg_scale must be >= 0, got {self.cfg_scale}")
-        from mdlm_bench.decoding import REMASKING  # the registry is the source of truth
+        from mdlm_bench.decode.rules import REMASKING  # the registry is the source of truth
 
         REMASKING.get(self.remasking)
         if max_positions is not None and prompt_len + self.gen_length > max_positions:

@@ -2,7 +2,7 @@
 
 Two ways in:
   * Python: `lm_eval.simple_evaluate(model=MDLMEvalLM(model=m, ...), task_manager=..., tasks=[...])`.
-  * Command line: `python -m mdlm_bench.lm_eval --model mdlm --model_args pretrained=DIR,steps=32 --tasks synth
+  * Command line (`mdlm_bench.evaluate.lm_eval`): `python -m mdlm_bench.evaluate.lm_eval --model mdlm --model_args pretrained=DIR,steps=32 --tasks synth
     --include_path tasks/` runs lm-eval's own CLI with `mdlm` registered. When every requested task is found
     under --include_path, lm-eval's ~thousands of built-in tasks are not indexed (loads in ms, not seconds).
 
@@ -16,7 +16,7 @@ Log-likelihood requests score the raw context (tokenizer specials included), as 
 `loglikelihood_chat=true` templates them too. Contexts that lm-eval already templated (--apply_chat_template,
 through `apply_chat_template` below) are used as they are.
 
-loglikelihood is LLaDA's Monte Carlo estimate of the ELBO (mdlm_bench.likelihood, mc_num=128 samples by default
+loglikelihood is LLaDA's Monte Carlo estimate of the ELBO (mdlm_bench.evaluate.likelihood, mc_num=128 samples by default
 as in LLaDA), a lower bound, not the exact log-likelihood; is_greedy compares the continuation with greedy
 one-token-per-step unmasking. Trailing whitespace of the context moves to the continuation (context.rstrip(),
 as LLaDA's and lm-eval's _encode_pair). `pad_to=canvas` scores the continuation the way a fixed-canvas model
@@ -31,15 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import typing
-from contextlib import contextmanager
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lm_eval.api.model import LM
 
-from mdlm_bench.decode_config import DecodeConfig, config_for_max_tokens  # noqa: F401 (re-exported)
+from mdlm_bench.decode.config import DecodeConfig, config_for_max_tokens  # noqa: F401 (re-exported)
 from mdlm_bench.errors import UserError, did_you_mean
+from mdlm_bench.progress import live_progress
 
 NAME = "mdlm"
 PAD_TO = ("canvas", "none")
@@ -276,14 +275,14 @@ class MDLMEvalLM(LM):
 
     # --- likelihood ----------------------------------------------------------------------------
     def _mc(self, pairs) -> list:
-        from mdlm_bench.likelihood import mc_loglikelihood
+        from mdlm_bench.evaluate.likelihood import mc_loglikelihood
 
-        with _progress("MC log-likelihood", len(pairs) * self.mc_num) as advance:
+        with live_progress("MC log-likelihood", len(pairs) * self.mc_num) as advance:
             return mc_loglikelihood(self.mdlm, pairs, self.mc_num, self.mc_batch_size, self.seed,
                                     self.decoding.cfg_scale, on_chunk=advance)
 
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> List[Tuple[float, bool]]:
-        from mdlm_bench.likelihood import greedy_matches
+        from mdlm_bench.evaluate.likelihood import greedy_matches
 
         pairs = []
         for req in requests:
@@ -298,7 +297,7 @@ class MDLMEvalLM(LM):
         return out
 
     def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> List[float]:
-        from mdlm_bench.likelihood import rolling_windows
+        from mdlm_bench.evaluate.likelihood import rolling_windows
 
         limit = self.mdlm.max_positions
         pairs, owner = [], []
@@ -334,12 +333,12 @@ class MDLMEvalLM(LM):
         """seed + doc_id, so a row's output does not depend on its batch; repeats get distinct derived seeds."""
         if repeat == 0:
             return self.seed + doc_id
-        from mdlm_bench.likelihood import request_seed
+        from mdlm_bench.evaluate.likelihood import request_seed
 
         return request_seed(self.seed, [doc_id], [repeat]) % (2 ** 31)
 
     def generate_until(self, requests, disable_tqdm: bool = False) -> List[str]:
-        from mdlm_bench.prompts import generate_many
+        from mdlm_bench.decode.prompts import generate_many
 
         outputs: List[Optional[str]] = [None] * len(requests)
         groups: Dict[Tuple, List[int]] = {}
@@ -362,7 +361,7 @@ class MDLMEvalLM(LM):
             else:
                 groups.setdefault(tuple(sorted(dataclasses.asdict(cfg).items())), []).append(k)
 
-        with _progress("generate_until", sum(len(g) for g in groups.values())) as advance:
+        with live_progress("generate_until", sum(len(g) for g in groups.values())) as advance:
             for idx in groups.values():
                 cfg = configs[idx[0]]
                 prompts = [self._fit(self.prompt_ids(requests[k].args[0]), cfg.gen_length, "gen_length")
@@ -380,32 +379,7 @@ class MDLMEvalLM(LM):
         return outputs  # type: ignore[return-value]
 
 
-@contextmanager
-def _progress(desc: str, total: int):
-    """A rich progress bar; yields advance(n). Silent when a caller already shows a live display."""
-    from rich.errors import LiveError
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from rich.console import Console
-
-    # stderr: a bar on stdout leaves a blank line there on every stop when stdout is not a terminal
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   transient=True, console=Console(stderr=True))
-    try:
-        if total <= 0:
-            raise LiveError("nothing to show")
-        bar.start()
-    except LiveError:  # rich allows one live display at a time (e.g. the caller's own bar)
-        yield lambda n: None
-        return
-    try:
-        task = bar.add_task(desc, total=total)
-        yield lambda n: bar.advance(task, n)
-    finally:
-        bar.stop()
-
-
-# --- registration and the command line ------------------------------------------------------------
+# --- registration ------------------------------------------------------------------------------------
 def register() -> None:
     """Register MDLMEvalLM as lm-eval model `mdlm` (idempotent)."""
     from lm_eval.api.registry import model_registry
@@ -413,80 +387,4 @@ def register() -> None:
     model_registry.register(NAME)(MDLMEvalLM)
 
 
-def _tasks_only_from_include_path(args) -> bool:
-    """Whether every requested task is a name found under --include_path (then defaults need no index)."""
-    if getattr(args, "command", None) != "run" or not getattr(args, "include_path", None) or not args.tasks:
-        return False
-    from lm_eval.tasks import TaskManager
-
-    names = [t for task in args.tasks for t in str(task).split(",") if t]
-    if any(n.endswith(".yaml") or "/" in n for n in names):
-        return False
-    tm = TaskManager(include_path=args.include_path, include_defaults=False)
-    return all(tm.match_tasks([n]) for n in names)
-
-
-@contextmanager
-def _without_default_tasks(enabled: bool):
-    """lm-eval's CLI builds TaskManager(include_path=...) itself; swap in one that skips the built-ins."""
-    import lm_eval.tasks as tasks_mod
-
-    original = tasks_mod.TaskManager
-    if not enabled:
-        yield
-        return
-
-    class IncludeOnly(original):
-        def __init__(self, *a, **kw):
-            kw["include_defaults"] = False
-            super().__init__(*a, **kw)
-
-    tasks_mod.TaskManager = IncludeOnly
-    try:
-        yield
-    finally:
-        tasks_mod.TaskManager = original
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """lm-eval's own CLI with `mdlm` registered; arguments pass through unchanged."""
-    register()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    saved = sys.argv
-    sys.argv = ["python -m mdlm_bench.lm_eval"] + argv  # lm-eval's parsers read sys.argv
-    try:
-        try:
-            from lm_eval._cli import HarnessCLI
-        except ImportError:  # lm-eval < 0.4.10: the single-command CLI, built-in tasks always indexed
-            from lm_eval.__main__ import cli_evaluate
-
-            cli_evaluate()
-            return 0
-        from lm_eval.utils import setup_logging
-
-        setup_logging()
-        cli = HarnessCLI()
-        args = cli.parse_args()
-        with _without_default_tasks(_tasks_only_from_include_path(args)):
-            cli.execute(args)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return UserError.exit_code
-    except ValueError as e:
-        if not str(e).startswith("Tasks not found"):
-            raise
-        print(f"error: {str(e)[0].lower()}{str(e)[1:]}; check the names ('lm-eval ls tasks') or pass "
-              "--include_path <repo>/tasks for the synth_* tasks", file=sys.stderr)
-        return UserError.exit_code
-    finally:
-        sys.argv = saved
-    return 0
-
-
-if __name__ == "__main__":
-    # Run through the importable module so `mdlm` maps to one class object, not a __main__ copy.
-    from mdlm_bench.lm_eval import main as _main
-
-    raise SystemExit(_main())
-else:
-    register()
+register()  # importing the model makes `mdlm` known to lm-eval

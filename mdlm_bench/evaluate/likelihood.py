@@ -25,7 +25,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from mdlm_bench.decode_config import DecodeConfig
+from mdlm_bench.decode.config import DecodeConfig
 
 Pair = Tuple[Sequence[int], Sequence[int]]  # (prompt ids, continuation ids)
 
@@ -145,7 +145,7 @@ def greedy_config(L: int) -> DecodeConfig:
 
 def greedy_matches(model, pairs: Sequence[Pair], batch_size: int = 32, cfg_scale: float = 0.0) -> List[bool]:
     """Whether greedy unmasking from an all-masked continuation reproduces each target exactly."""
-    from mdlm_bench.decoding import generate
+    from mdlm_bench.decode.sampler import generate
 
     out = [True] * len(pairs)  # an empty continuation is trivially greedy
     by_len = {}

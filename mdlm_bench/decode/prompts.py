@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Union
 
-from mdlm_bench.decoding import DecodeConfig, GenResult, Hook, generate
+from mdlm_bench.decode.sampler import DecodeConfig, GenResult, Hook, generate
 
 Prompt = Union[str, List[dict]]
 

@@ -1,0 +1,131 @@
+"""The report's one block order: `document(report)` lists its blocks, and the markdown, HTML and terminal
+renderers (report.render) each loop over that list, so a block is added, moved or dropped in one place.
+
+    the question · headline pooled over tasks and its forest plot, beside the sensitivity plot · the
+    paper's claims and the drop table (reference runs) · findings · details (collapsed: per comparison,
+    judges, sweeps) · win rates · settings and runs.
+
+A renderer shows every block type it can: the terminal skips figures and shows a collapsed section's tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Union
+
+from mdlm_bench.report.tables import (Cell, Table, comparison_sections, drops_table, headline_table, judge_table,
+                                      num_at, run_table, settings_line, sweep_tables)
+
+
+@dataclass
+class Title:
+    text: str
+
+
+@dataclass
+class Meta:
+    """A line about the document (producer, date): small print."""
+
+    text: str
+
+
+@dataclass
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass
+class Para:
+    cells: List[Cell]
+    note: bool = False  # small print
+
+
+@dataclass
+class TableBlock:
+    table: Table
+    level: int = 3
+    id: str = ""
+
+
+@dataclass
+class Figure:
+    """A plot by name (report["plots"]); left out where the report has no such plot."""
+
+    name: str
+
+
+@dataclass
+class Bullets:
+    title: str
+    items: List[str]
+
+
+@dataclass
+class Details:
+    """A collapsed section (HTML <details>): its summary line and its blocks."""
+
+    summary: List[Cell]
+    blocks: List["Block"] = field(default_factory=list)
+
+
+@dataclass
+class Columns:
+    """Blocks side by side where the format allows (HTML grid), else one column after the other."""
+
+    left: List["Block"]
+    right: List["Block"]
+
+
+Block = Union[Title, Meta, Heading, Para, TableBlock, Figure, Bullets, Details, Columns]
+
+CAPTIONS = {
+    "sensitivity": "Mean score against the displaced fraction, one line per model; bands are CIs.",
+    "forest": "Pooled differences B - A with paired bootstrap CIs; red: significant after Holm.",
+    "win_rates": "Judge win rates against each run's baseline, with percentile bootstrap intervals.",
+}
+
+
+def _comparison_summary(report: dict, i: int) -> List[Cell]:
+    """'name: k of n per-task differences significant' (numbers as pointers into report.json)."""
+    ref = f"/comparisons/{i}"
+    return [report["comparisons"][i]["name"], ": ", num_at(report, ref + "/n_significant"), " of ",
+            num_at(report, ref + "/n_tested"), " per-task tests significant (Holm)"]
+
+
+def detail_sections(report: dict) -> List[Details]:
+    """The collapsed sections, in order: per comparison, judged benchmarks, sweeps."""
+    out = [Details(_comparison_summary(report, i), [TableBlock(t, 4) for t in tables])
+           for i, tables in enumerate(comparison_sections(report))]
+    out += [Details([t.title], [TableBlock(t, 4)]) for t in judge_table(report) + sweep_tables(report)]
+    return out
+
+
+def headline_blocks(report: dict) -> List[Block]:
+    """The headline table, when the report compares runs."""
+    if not report["headline"]["comparisons"]:
+        return []
+    return [TableBlock(headline_table(report), 2, "headline")]
+
+
+def document(report: dict) -> List[Block]:
+    """Every block of the report, in the order every format shows them."""
+    blocks: List[Block] = [
+        Title(report["question"]),
+        Meta(f"{report['producer']}, created {report['created']}. Details, settings and runs follow the findings."),
+        Columns(headline_blocks(report) + [Figure("forest")], [Figure("sensitivity")]),
+    ]
+    if report.get("claims"):
+        blocks.append(Bullets("The paper's claims", list(report["claims"])))
+    if report.get("drops"):
+        blocks.append(TableBlock(drops_table(report), 3, "drops"))
+    blocks += [Bullets("Findings", list(report["findings"])), Heading("Details", 2)]
+    blocks += detail_sections(report)
+    blocks += [
+        Figure("win_rates"),
+        Heading("Settings and runs", 2),
+        Para(settings_line(report)),
+        Para([f"Report digest {report['digest']}."], note=True),
+        Details(["Runs compared, with config digests"], [TableBlock(run_table(report), 4)]),
+    ]
+    return blocks
