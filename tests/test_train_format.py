@@ -129,3 +129,25 @@ def test_training_run_logs_canvas_and_truncation(llada, data, tmp_path):
     assert [row["truncated"] for row in log] == [1, 1, 1] and s["truncated"] == 1
     cfg = json.loads((tmp_path / "out" / "train_config.json").read_text())
     assert cfg["data"]["examples"] == 5 and cfg["data"]["truncated"] == 1 and cfg["data"]["bad_rows_skipped"] == 0
+
+
+def test_dream_style_template_ends_answers_with_im_end_without_the_newline():
+    """Dream's (Qwen2's) template closes a turn with <|im_end|> and a newline: the answer keeps <|im_end|> only."""
+    from types import SimpleNamespace
+
+    from llada_tiny import llada_tokenizer
+    from mdlm_bench.train.format import answer_ids
+
+    tok = llada_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>"]})
+    tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+                         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    model = SimpleNamespace(tokenizer=tok, model=None, eos_ids=[])
+    fmt = chat_format(model)
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert fmt.eot_id == im_end and fmt.turn_suffix == "<|im_end|>\n"
+    assert fmt.eos_id == tok.convert_tokens_to_ids("<|endoftext|>")
+    history = [{"role": "user", "content": "hi"}]
+    prompt = tok.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
+    got = answer_ids(tok, history, "yo", fmt, prompt)
+    assert got == tok("yo", add_special_tokens=False)["input_ids"] + [im_end]

@@ -75,7 +75,8 @@ def _show(summary) -> None:
     t = Table(title="training finished")
     t.add_column("setting")
     t.add_column("value")
-    for k in ("out", "start_step", "steps", "final_loss", "seconds", "processes", "truncated", "skipped"):
+    for k in ("out", "start_step", "steps", "final_loss", "seconds", "processes", "truncated", "skipped",
+              "bad_rows_skipped"):
         v = summary.get(k)
         t.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     Console(stderr=True).print(t)
