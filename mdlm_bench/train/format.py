@@ -74,7 +74,7 @@ def chat_format(model) -> ChatFormat:
 
 def answer_text(tok, history: Sequence[Dict[str, str]], content: str, fmt: ChatFormat, prompt: str) -> str:
     """The assistant turn's content as the template renders it after `prompt` (the history with the turn opened)."""
-    if not fmt.turn_suffix:
+    if fmt.eot_id is None:  # plain-text turn ends: the content as given (how the bundled models were trained)
         return content
     full = _render(tok, list(history) + [{"role": "assistant", "content": content}], False)
     if full.startswith(prompt) and full.endswith(fmt.turn_suffix):
