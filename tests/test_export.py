@@ -122,6 +122,21 @@ def test_llada_export_matches_llada_modeling_math(trained_llada, capsys):
     torch.testing.assert_close(back, ours, atol=1e-6, rtol=1e-6)
 
 
+def test_export_carries_the_original_modeling_files_and_fields(trained_llada):
+    """The original checkpoint's code (*.py) and extra config fields (auto_map) come along; shapes are the model's."""
+    own, root = trained_llada
+    orig = root / "orig"
+    cfg = json.loads((orig / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModel": "modeling_llada.LLaDAModelLM"}
+    (orig / "config.json").write_text(json.dumps(cfg))
+    (orig / "modeling_llada.py").write_text("# the family's modeling code would be here\n")
+    out = root / "with-code"
+    assert cli(["export", str(own), "--layout", "llada", "--out", str(out), "--code-from", str(orig)]) == 0
+    got = json.loads((out / "config.json").read_text())
+    assert got["auto_map"] == cfg["auto_map"] and (out / "modeling_llada.py").is_file()
+    assert got["d_model"] == cfg["d_model"] and got["torch_dtype"] == "bfloat16"
+
+
 def test_own_layout_is_not_a_causal_lm(trained_llada):
     """Why export exists: plain transformers reads mdlm-bench's layout as a causal LM, with other logits."""
     from transformers import AutoModelForCausalLM

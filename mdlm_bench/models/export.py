@@ -12,7 +12,8 @@ attend bidirectionally; `export` writes instead:
   mask_token_id; Dream predicts token i from position i-1, as the native module trained here does before the shift.
 
 Both get the tokenizer with <slack> (and its id in the config as slack_token_id). Modeling code is not part of a
-checkpoint made here: `code_from` copies the *.py files (and the config's auto_map) of an original checkpoint.
+checkpoint made here: the *.py files and the config's other fields (auto_map ...) come from the original checkpoint
+(`code_from`, else the one the model was trained from, when it is in this layout).
 """
 
 from __future__ import annotations
@@ -87,14 +88,15 @@ def _dream_config(cfg, meta, slack_id, base: Optional[dict]) -> dict:
     return d
 
 
-def _original_config(mdlm, layout: str, code_from: Optional[Path]) -> Optional[dict]:
-    """The config.json of the original checkpoint in this layout (code_from, else the model's source)."""
+def _original(mdlm, layout: str, code_from: Optional[Path]):
+    """(directory, config) of the original checkpoint in this layout: code_from, else the model's source (the
+    checkpoint a fine-tune started from), else (None, None)."""
     for cand in (code_from, Path(mdlm.meta.source) if mdlm.meta.source else None):
         if cand is not None and (cand / "config.json").is_file():
             cfg = json.loads((cand / "config.json").read_text())
             if str(cfg.get("model_type", "")).lower() == layout:
-                return cfg
-    return None
+                return cand, cfg
+    return None, None
 
 
 def export(mdlm, layout: str, out: Path, code_from: Optional[Path] = None) -> Path:
@@ -117,7 +119,7 @@ def export(mdlm, layout: str, out: Path, code_from: Optional[Path] = None) -> Pa
         state.pop("lm_head.weight", None)
     if layout == "llada":
         state = {llama_key_to_llada(k): v for k, v in state.items()}
-    base = _original_config(mdlm, layout, code_from)
+    origin, base = _original(mdlm, layout, code_from)
     config = (_llada_config if layout == "llada" else _dream_config)(cfg, mdlm.meta, mdlm.slack_id, base)
     config["torch_dtype"] = str(next(iter(state.values())).dtype).removeprefix("torch.")
     out = Path(out)
@@ -125,7 +127,7 @@ def export(mdlm, layout: str, out: Path, code_from: Optional[Path] = None) -> Pa
     save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     mdlm.tokenizer.save_pretrained(out)
-    if code_from is not None:
-        for py in sorted(Path(code_from).glob("*.py")):
+    if origin is not None:  # the family's modeling code and auto_map (in `base`) travel with the weights
+        for py in sorted(Path(origin).glob("*.py")):
             shutil.copy2(py, out / py.name)
     return out
