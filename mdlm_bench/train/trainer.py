@@ -207,14 +207,12 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
           quiet: bool = False, allow_pickle: bool = False) -> Dict[str, object]:
     """Run (or resume) training; returns a summary dict. Raises UserError for bad input before writing."""
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from mdlm_bench.config import provenance
     from mdlm_bench.train.data import collate, encode_examples, load_examples_counted, step_canvases
     from mdlm_bench.train.format import chat_format
     from mdlm_bench.train.losses import loss_for
-
     from mdlm_bench.train.scale import (check_engine, check_prepared, enable_checkpointing, make_accelerator,
                                         master_weights, wrap_lora)
 
