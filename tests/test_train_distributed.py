@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = dict(model="preset:tiny", data="synthetic", synthetic_per_family=8, canvas=24, max_prompt_tokens=48,
               steps=4, batch_size=4, micro_batch_size=2, warmup_steps=1, lr=3e-3, loss="slack_ctc",
               slack_insert_rate=0.2)
+BUCKETED = dict(RECIPE, canvas_multiple=8, bucket_batches=2)  # each step's canvas from its global batch
 
 
 def run(cmd, tmp_path):
@@ -28,7 +29,7 @@ def run(cmd, tmp_path):
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not on PATH")
 def test_two_processes_match_one(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump(RECIPE))
+    recipe.write_text(yaml.safe_dump(BUCKETED))
     train = ["-m", "mdlm_bench", "train", "--recipe", str(recipe), "--quiet"]
     run([sys.executable] + train + ["--output", str(tmp_path / "one")], tmp_path)
     # accelerate's MULTI_CPU mode needs MPI for a second process; its torchrun path (--multi_gpu) runs two
@@ -41,6 +42,8 @@ def test_two_processes_match_one(tmp_path):
     assert len(one) == len(two) == 4
     assert yaml.safe_load((tmp_path / "two" / "train_config.json").read_text())["processes"] == 2
     assert two == pytest.approx(one, rel=1e-4, abs=1e-5)
+    canvases = [r["canvas"] for r in read_jsonl(tmp_path / "two" / "train_log.jsonl")]
+    assert canvases == [r["canvas"] for r in read_jsonl(tmp_path / "one" / "train_log.jsonl")]
     assert (tmp_path / "two" / "model.safetensors").is_file()
 
 
