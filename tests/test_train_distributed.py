@@ -1,5 +1,7 @@
-"""Two CPU processes (gloo, via `accelerate launch`) reach the same losses as one with the same global batch."""
+"""Multi-process training on CPU: two gloo processes (accelerate launch) equal one; DeepSpeed with accumulation;
+torch FSDP2 over gloo equals one process; engines that cannot run here are refused in one line."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -108,3 +110,18 @@ def test_engines_that_cannot_run_here_are_refused_in_one_line(tmp_path, monkeypa
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     with pytest.raises(UserError, match="qlora needs a CUDA GPU"):
         make_accelerator(Recipe(lora={"r": 4}, qlora=True), False)
+
+
+@pytest.mark.slow
+def test_torch_fsdp2_on_cpu_matches_one_process(tmp_path):
+    """torch's FSDP2 runs on CPU (gloo): the model sharded over 2 processes, with the trainer's batches, loss and
+    micro-batches, reaches the one-process losses within 1e-4 after every step (tests/fsdp_cpu_worker.py). The
+    trainer's own FSDP path goes through accelerate, which enables FSDP only on GPUs: benchmarks/fsdp_check.py."""
+    worker = str(ROOT / "tests" / "fsdp_cpu_worker.py")
+    run([sys.executable, worker, str(tmp_path / "one.json"), "4"], tmp_path)
+    run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519", worker,
+         str(tmp_path / "two.json"), "4"], tmp_path)
+    one = json.loads((tmp_path / "one.json").read_text())
+    two = json.loads((tmp_path / "two.json").read_text())
+    assert len(one) == len(two) == 4 and len(set(one)) == 4  # the losses move: the steps train
+    assert two == pytest.approx(one, rel=1e-4)
