@@ -56,22 +56,30 @@ def _losses(out):
     return [r["loss"] for r in read_jsonl(out / "train_log.jsonl")]
 
 
+@pytest.fixture(scope="module")
+def plain_accum_run(tmp_path_factory):
+    """One plain process with the accumulation recipe: the reference of the DeepSpeed runs."""
+    pytest.importorskip("deepspeed")
+    tmp = tmp_path_factory.mktemp("plain")
+    recipe = tmp / "r.yaml"
+    recipe.write_text(yaml.safe_dump(RECIPE_ACCUM))
+    train = ["-m", "mdlm_bench", "train", "--recipe", str(recipe), "--quiet", "--eval-per-family", "0"]
+    run([sys.executable] + train + ["--output", str(tmp / "plain")], ROOT)
+    return train, _losses(tmp / "plain")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("accelerate") is None, reason="the accelerate launcher is not on PATH")
 @pytest.mark.parametrize("stage", [2, 3])
-def test_deepspeed_with_accumulation_starts_and_matches_plain(tmp_path, stage):
+def test_deepspeed_with_accumulation_starts_and_matches_plain(tmp_path, stage, plain_accum_run):
     """The shipped ZeRO configs with the recipe's accumulation (2 micro-batches) run and give the plain losses."""
-    pytest.importorskip("deepspeed")
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump(RECIPE_ACCUM))
-    train = ["-m", "mdlm_bench", "train", "--recipe", str(recipe), "--quiet", "--eval-per-family", "0"]
-    run([sys.executable] + train + ["--output", str(tmp_path / "plain")], ROOT)
+    train, plain = plain_accum_run
     run(["accelerate", "launch", "--config_file", f"training/accelerate/deepspeed-zero{stage}.yaml",
          "--num_processes", "1", "--main_process_port", f"2952{stage}"] + train + ["--output", str(tmp_path / "ds")],
         ROOT)
     cfg = yaml.safe_load((tmp_path / "ds" / "train_config.json").read_text())
     assert cfg["engine"] == "DEEPSPEED" and cfg["gradient_accumulation"] == 2
-    ds, plain = _losses(tmp_path / "ds"), _losses(tmp_path / "plain")
+    ds = _losses(tmp_path / "ds")
     # ZeRO-2 keeps whole fp32 parameters: the same run. ZeRO-3 computes through its own partitioned linear
     # functions and a flattened fp32 update, which round differently (4e-5 relative at step 1 here).
     assert ds[0] == pytest.approx(plain[0], rel=1e-5 if stage == 2 else 1e-4)
