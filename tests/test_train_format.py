@@ -129,6 +129,11 @@ def test_training_run_logs_canvas_and_truncation(llada, data, tmp_path):
     assert [row["truncated"] for row in log] == [1, 1, 1] and s["truncated"] == 1
     cfg = json.loads((tmp_path / "out" / "train_config.json").read_text())
     assert cfg["data"]["examples"] == 5 and cfg["data"]["truncated"] == 1 and cfg["data"]["bad_rows_skipped"] == 0
+    from mdlm_bench.models import load_model
+
+    m = load_model(tmp_path / "out")
+    assert m.meta.pad_to == "none"  # bucketed answers had no fixed canvas for likelihood scoring to replay
+    assert m.tokenizer.convert_ids_to_tokens(m.slack_id) == "<slack>" and m.meta.flavour == "llada"
 
 
 def test_dream_style_template_ends_answers_with_im_end_without_the_newline():

@@ -16,7 +16,10 @@ def add_arguments(p) -> None:
     p.add_argument("--recipe", required=True, help="recipe YAML (see training/*.yaml)")
     p.add_argument("--model", default=None, help="initial checkpoint, bundled name or preset:<name> "
                                                   "(overrides the recipe's model)")
-    p.add_argument("--data", default=None, help="JSONL file, hub dataset name or 'synthetic' (overrides the recipe)")
+    p.add_argument("--data", default=None, help="JSONL/JSON/parquet/arrow file, dataset directory, hub dataset id or "
+                                                 "'synthetic' (overrides the recipe)")
+    p.add_argument("--data-subset", default=None, help="the dataset's config name (overrides the recipe)")
+    p.add_argument("--data-split", default=None, help="the dataset's split (overrides the recipe)")
     p.add_argument("--output", "-o", required=True, help="output directory")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this global step (the schedule still follows the recipe's steps)")
@@ -35,7 +38,8 @@ def main(args) -> int:
     from mdlm_bench.train.recipe import load_recipe
     from mdlm_bench.train.trainer import train
 
-    recipe = load_recipe(args.recipe, {"model": args.model, "data": args.data})
+    recipe = load_recipe(args.recipe, {"model": args.model, "data": args.data, "data_subset": args.data_subset,
+                                       "data_split": args.data_split})
     summary = train(recipe, Path(args.output), max_steps=args.max_steps, resume=args.resume, quiet=args.quiet,
                     allow_pickle=args.allow_pickle)
     _show(summary)

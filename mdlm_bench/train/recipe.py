@@ -35,11 +35,12 @@ class Recipe:
     """Everything that decides a training run. Two runs with equal digests are the same run.
 
     Model: `model` is a checkpoint directory, a bundled model name, or `preset:<name>` for a random-init
-    preset seeded by `init_seed`. Data: `data` is a JSONL file (prompt/response or chat messages), a hub
-    dataset name, or `synthetic` (the checkable task generator, `synthetic_per_family` rows per family).
-    Data loading and the chat format: mdlm_bench/train/data.py and train/format.py (`data_subset`, `data_split`,
-    `skip_bad_rows`). Canvas: the response region has `canvas` tokens (with `canvas_multiple` > 0, each step's
-    own rounded-up length, at most `canvas`: train/buckets.py); the response is followed by EOS padding (`pad_with: eos`)
+    preset seeded by `init_seed`. Data: `data` is a file (JSONL, JSON, parquet, arrow, csv), a dataset directory,
+    a hub dataset id (`data_subset`, `data_split`), or `synthetic` (the checkable task generator,
+    `synthetic_per_family` rows per family); rows hold prompt/response or chat messages (one example per assistant
+    turn, in the model's chat format: train/format.py); `skip_bad_rows` skips and counts rows that give none.
+    Canvas: the response region has `canvas` tokens (with `canvas_multiple` > 0, each step's own rounded-up
+    length, at most `canvas`: train/buckets.py); the response is followed by EOS padding (`pad_with: eos`)
     or by one EOS and then <slack> tokens (`pad_with: slack`: trailing slack only, as padding). Slack inside the
     clean response, at random gaps before masking, is set by `slack_placement`: `canvas` inserts
     round(slack_insert_rate * canvas) tokens; `answer` inserts slack_insert_rate * (answer tokens), stochastically
@@ -50,7 +51,9 @@ class Recipe:
     probability, moved one position onto a masked neighbour (the shift operator's rule) after masking; the clean
     canvas then takes a <slack> at the vacated slot and gives up one masked <slack> on the far side of the move,
     so every span's CTC target absorbs the displacement with slack (a move with no such slack is not made). A response that does not fit
-    (plus one EOS), or a prompt longer than `max_prompt_tokens`, is handled by `overflow`: error | truncate | skip.
+    (plus one EOS), or a prompt longer than `max_prompt_tokens`, is handled by `overflow`: error | truncate | skip
+    (truncate keeps the answer's first `canvas` tokens, with no end-of-turn and no EOS).
+    Scale: `bf16` (GPU weights and compute), `gradient_checkpointing`, `lora`, `qlora` (train/scale.py).
     Batches: `batch_size` is the global batch per optimiser step; each process runs micro-batches of
     `micro_batch_size` and gradient accumulation makes up the rest, so the run does not depend on the
     number of processes.
