@@ -156,3 +156,22 @@ def test_dream_style_template_ends_answers_with_im_end_without_the_newline():
     prompt = tok.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
     got = answer_ids(tok, history, "yo", fmt, prompt)
     assert got == tok("yo", add_special_tokens=False)["input_ids"] + [im_end]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ce", "slack-ctc"])
+def test_shipped_8b_recipes_run_on_a_llada_layout_checkpoint(llada, data, tmp_path, name, capsys):
+    """The 8B recipes as shipped (accumulation 32 on one process, checkpointing, bucketing) take a step here."""
+    from pathlib import Path
+
+    from mdlm_bench.cli import main as cli
+
+    path, _ = llada
+    recipe = Path(__file__).resolve().parents[1] / "training" / f"{name}.yaml"
+    rc = cli(["train", "--recipe", str(recipe), "--model", str(path), "--data", str(data), "--output",
+              str(tmp_path / "out"), "--max-steps", "1", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    log = read_jsonl(tmp_path / "out" / "train_log.jsonl")
+    assert len(log) == 1 and log[0]["canvas"] % 64 == 0 and log[0]["truncated"] == 0
+    cfg = json.loads((tmp_path / "out" / "train_config.json").read_text())
+    assert cfg["gradient_accumulation"] == 32 and cfg["data"]["examples"] == 5
