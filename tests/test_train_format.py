@@ -158,7 +158,6 @@ def test_dream_style_template_ends_answers_with_im_end_without_the_newline():
     assert got == tok("yo", add_special_tokens=False)["input_ids"] + [im_end]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name", ["ce", "slack-ctc"])
 def test_shipped_8b_recipes_run_on_a_llada_layout_checkpoint(llada, data, tmp_path, name, capsys):
     """The 8B recipes as shipped (accumulation 32 on one process, checkpointing, bucketing) take a step here."""
