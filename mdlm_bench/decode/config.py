@@ -71,7 +71,7 @@ class DecodeConfig:
             raise UserError(f"--alg {self.alg} runs Dream's fixed-steps sampler; drop --parallel/--threshold")
         if self.remasking != "low_confidence":
             raise UserError(f"--alg {self.alg} replaces --remasking {self.remasking}; drop one of them")
-        if self.alg_temp is not None and (self.alg_temp < 0 or self.alg == "origin"):
+        if self.alg_temp is not None and (self.alg_temp < 0 or (self.alg == "origin" and self.alg_temp > 0)):
             raise UserError(f"alg_temp must be >= 0 and needs an alg other than origin, got {self.alg_temp} "
                             f"with --alg {self.alg}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
@@ -142,6 +142,25 @@ class DecodeConfig:
     def digest_dict(self) -> dict:
         """to_dict without the later fields that hold their default (see _LATER)."""
         return {k: v for k, v in asdict(self).items() if not (k in self._LATER and v == self._LATER[k])}
+
+
+# Settings a user names to choose LLaDA's rules; given any of them, a checkpoint's own sampler is not imposed.
+_LLADA_RULES = ("remasking", "parallel", "threshold", "factor", "parallel_k")
+
+
+def with_model_defaults(base: DecodeConfig, defaults: dict, given) -> DecodeConfig:
+    """base with a checkpoint family's own decoding settings (`ModelMeta.decode_defaults`, e.g. Dream's
+    alg, eps, temperature, top_p, top_k, alg_temp) for every field the user did not give.
+
+    given: the names of the fields the user set. "block_length": None in defaults means one block
+    (Dream decodes the whole answer at once). Rows record the result (`to_dict`).
+    """
+    if not defaults or any(k in given for k in _LLADA_RULES):
+        return base
+    upd = {k: v for k, v in defaults.items() if k not in given}
+    if "block_length" in upd and upd["block_length"] is None:
+        upd["block_length"] = upd.get("gen_length", base.gen_length)
+    return dataclasses.replace(base, **upd).validate()
 
 
 def config_for_max_tokens(base: DecodeConfig, max_gen_toks: int) -> DecodeConfig:
