@@ -215,10 +215,10 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
         if not steps_per_block:
             cand = cand & (positions[None, lo:W] < block_end[active][:, None])
         chosen = None
-        if cfg.alg:
+        if cfg.alg:  # Dream's sample_tokens per row; origin commits each candidate with prob 1 - s/t
             i_blk = it % steps_per_block
-            p_transfer = eps_times(i_blk, steps_per_block, cfg.eps, device)
-            p_transfer = 1 - p_transfer[1] / p_transfer[0] if i_blk < steps_per_block - 1 else 1
+            t, s = eps_times(i_blk, steps_per_block, cfg.eps, device)
+            p_transfer = 1 - s / t if i_blk < steps_per_block - 1 else 1
             row_gens = [gens[r] for r in active.tolist()]
             x0, conf, chosen = dream_propose(logits, cand, cfg, row_gens, p_transfer)
         rows = active.tolist() if not cfg.alg and (cfg.temperature > 0 or cfg.remasking == "random") else None
