@@ -137,16 +137,28 @@ def test_export_carries_the_original_modeling_files_and_fields(trained_llada):
     assert got["d_model"] == cfg["d_model"] and got["torch_dtype"] == "bfloat16"
 
 
-def test_own_layout_is_not_a_causal_lm(trained_llada):
-    """Why export exists: plain transformers reads mdlm-bench's layout as a causal LM, with other logits."""
+def test_own_layout_is_not_a_causal_lm(trained_llada, tmp_path):
+    """Why export exists: mdlm-bench's layout is a native causal-LM class run bidirectionally. Its config
+    records `is_causal: false`, which transformers 5.x honours; a reader that ignores that flag (older
+    transformers, other tools) runs it causally and gets other logits."""
+    import shutil
+
     from transformers import AutoModelForCausalLM
 
     own, _ = trained_llada
+    assert json.loads((own / "config.json").read_text()).get("is_causal") is False
+    plain = tmp_path / "plain"
+    shutil.copytree(own, plain)
+    cfg = json.loads((plain / "config.json").read_text())
+    cfg.pop("is_causal")
+    (plain / "config.json").write_text(json.dumps(cfg))
     ids = torch.tensor([[3, 17, 40, 8, 61, 5]])
     with torch.no_grad():
-        causal = AutoModelForCausalLM.from_pretrained(str(own), dtype=torch.float32)(input_ids=ids).logits
+        causal = AutoModelForCausalLM.from_pretrained(str(plain), dtype=torch.float32)(input_ids=ids).logits
+        honoured = AutoModelForCausalLM.from_pretrained(str(own), dtype=torch.float32)(input_ids=ids).logits
         ours = load_model(own).logits(ids)
     assert (causal - ours).abs().max() > 0.1  # under a causal mask no position sees the tokens after it
+    assert (honoured - ours).abs().max() < 1e-5
 
 
 def test_dream_export_matches_dream_modeling_math(tmp_path, tiny_model):

@@ -17,6 +17,7 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True, default: s
     g.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
     g.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint")
     g.add_argument("--allow-pickle", action="store_true", help="allow pickled .bin weights (can run code)")
+    g.add_argument("--attn", default=None, help="sdpa | eager | flash_attention_2 (if installed); default sdpa")
 
 
 def add_decoding_args(p: argparse.ArgumentParser) -> None:
@@ -44,10 +45,18 @@ def add_decoding_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--suppress-eos", action="store_true", default=None, help="never propose EOS/EoT")
     g.add_argument("--eos-confidence-inf", action="store_true", default=None,
                    help="commit EOS/EoT proposals last")
+    g.add_argument("--alg", default=None, help="Dream's sampler: origin | maskgit_plus | topk_margin | entropy "
+                                               "(default for Dream checkpoints: the checkpoint's own settings)")
+    g.add_argument("--schedule", default=None, help="linear (LLaDA) | eps (Dream); default eps under --alg")
+    g.add_argument("--eps", type=float, default=None, help="last timestep of the eps schedule (default 1e-3)")
+    g.add_argument("--alg-temp", type=float, default=None, help="Dream: draw committed positions at this temperature")
+    g.add_argument("--top-p", type=float, default=None, help="Dream: nucleus filtering of proposals")
+    g.add_argument("--top-k", type=int, default=None, help="Dream: top-k filtering of proposals")
 
 
 DECODING_FLAGS = ("gen_length", "steps", "block_length", "temperature", "remasking", "threshold", "cfg_scale",
-                  "suppress_eos", "eos_confidence_inf", "cache", "parallel", "factor", "parallel_k")
+                  "suppress_eos", "eos_confidence_inf", "cache", "parallel", "factor", "parallel_k", "alg", "schedule",
+                  "eps", "alg_temp", "top_p", "top_k")
 
 
 def default_threads() -> int:
@@ -80,4 +89,5 @@ def load_model_from_args(args):
     from mdlm_bench.models import load_model
 
     return load_model(args.model, dtype=args.dtype, device=args.device,
-                      trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+                      trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle,
+                      attn=getattr(args, "attn", None) or "sdpa")

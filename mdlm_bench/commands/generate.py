@@ -85,6 +85,9 @@ def main(args) -> int:
     rows = _read_prompts(args.input) if args.input else [{"prompt": args.prompt}]
     console = Console(stderr=True)
     model = load_model_from_args(args)
+    from mdlm_bench.decode.config import with_model_defaults
+
+    cfg = with_model_defaults(cfg, model.meta.decode_defaults, decoding_overrides(args))  # e.g. Dream's sampler
     ids = [encode_prompt(model, r["prompt"], args.chat) for r in rows]
     for r, i in zip(rows, ids):
         cfg.validate(len(i), model.max_positions)

@@ -119,9 +119,10 @@ def _recipes(console):
 
 
 def _remasking(console):
-    from mdlm_bench.decode.rules import REMASKING
+    from mdlm_bench.decode.rules import DREAM, REMASKING, SCHEDULES
 
     console.print("remasking rules: " + ", ".join(REMASKING))
+    console.print("schedules: " + ", ".join(SCHEDULES) + "; Dream algorithms (--alg): " + ", ".join(DREAM))
 
 
 def main(args) -> int:

@@ -75,6 +75,8 @@ def build_config(args):
         cfg.device = args.device
     cfg.trust_remote_code = cfg.trust_remote_code or args.trust_remote_code
     cfg.allow_pickle = cfg.allow_pickle or args.allow_pickle
+    if getattr(args, "attn", None):
+        cfg.attn = args.attn
     cfg.decoding = {**cfg.decoding, **decoding_overrides(args)}
     if args.perturbation:
         from mdlm_bench.perturb import load_spec

@@ -6,8 +6,11 @@ per masked position (argmax of Gumbel-perturbed logits), a confidence per positi
 rule), then the most confident candidates in the current block are committed. A committed token is
 never changed by the sampler (perturbation hooks may move it: that is their job).
 
-How many candidates are committed per step: LLaDA's fixed schedule (`steps`), or a parallel
-unmasking rule from `PARALLEL` (threshold, factor, topk), which ends a block when it is filled.
+How many candidates are committed per step: a schedule from `SCHEDULES` over `steps` (LLaDA's
+linear one, or Dream's `eps` one), or a parallel unmasking rule from `PARALLEL` (threshold, factor,
+topk), which ends a block when it is filled. Under `alg` (Dream's algorithms, `rules.DREAM`) the
+proposal and its confidence are Dream's `sample_tokens` (temperature, top_p, top_k), `origin` commits
+each candidate with probability 1 - t_{i+1}/t_i, and `alg_temp` draws the committed positions.
 How the logits are computed: `decode.cache.CACHES` (none, prefix, dual). Under a cache, blocks
 advance in lockstep across the batch (a row that filled its block waits, without forward passes).
 
@@ -29,7 +32,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from mdlm_bench.decode.config import DecodeConfig
-from mdlm_bench.decode.rules import PARALLEL, REMASKING, add_gumbel_noise
+from mdlm_bench.decode.rules import PARALLEL, REMASKING, SCHEDULES, add_gumbel_noise, dream_propose, dream_select, eps_times
 
 
 # --- state and hooks ------------------------------------------------------------------------
@@ -206,7 +209,19 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
             logits[..., eos] = -torch.inf
 
         Wl = W - lo
-        rows = active.tolist() if cfg.temperature > 0 or cfg.remasking == "random" else None
+        # Candidates: still-masked positions before the row's block end (earlier blocks included,
+        # should a hook have re-masked something there).
+        cand = masked[:, lo:]
+        if not steps_per_block:
+            cand = cand & (positions[None, lo:W] < block_end[active][:, None])
+        chosen = None
+        if cfg.alg:  # Dream's sample_tokens per row; origin commits each candidate with prob 1 - s/t
+            i_blk = it % steps_per_block
+            t, s = eps_times(i_blk, steps_per_block, cfg.eps, device)
+            p_transfer = 1 - s / t if i_blk < steps_per_block - 1 else 1
+            row_gens = [gens[r] for r in active.tolist()]
+            x0, conf, chosen = dream_propose(logits, cand, cfg, row_gens, p_transfer)
+        rows = active.tolist() if not cfg.alg and (cfg.temperature > 0 or cfg.remasking == "random") else None
         row_end = block_end[active].tolist() if rows is not None else None
 
         def draw(shape_tail, dtype):
@@ -220,31 +235,31 @@ def generate(model, prompts: Sequence[Sequence[int]], config: DecodeConfig, seed
                 out.append(u)
             return torch.stack(out)
 
-        if cfg.temperature > 0:
-            x0 = add_gumbel_noise(logits, cfg.temperature, draw((logits.shape[-1],), torch.float64)).argmax(-1)
-        else:
-            x0 = logits.argmax(-1)
-
-        conf = REMASKING.get(cfg.remasking)(logits, x0, lambda width: draw((), torch.float32))
+        if not cfg.alg:
+            if cfg.temperature > 0:
+                x0 = add_gumbel_noise(logits, cfg.temperature, draw((logits.shape[-1],), torch.float64)).argmax(-1)
+            else:
+                x0 = logits.argmax(-1)
+            conf = REMASKING.get(cfg.remasking)(logits, x0, lambda width: draw((), torch.float32))
         if cfg.eos_confidence_inf and eos.numel():
             conf = conf.masked_fill(torch.isin(x0, eos), -torch.inf)
-        # Candidates: still-masked positions before the row's block end (earlier blocks included,
-        # should a hook have re-masked something there).
-        cand = masked[:, lo:]
-        if not steps_per_block:
-            cand = cand & (positions[None, lo:W] < block_end[active][:, None])
-        conf = conf.to(torch.float32).masked_fill(~cand, -torch.inf)
+        if chosen is not None:  # origin: the chosen candidates are this step's commits
+            cand = cand & chosen
+        raw_conf = conf.masked_fill(~cand, -torch.inf)
+        conf = raw_conf.to(torch.float32)
 
         n_cand = cand.sum(-1)
-        if steps_per_block:
-            # ceil(remaining / steps left) reproduces LLaDA's front-loaded linear schedule exactly,
-            # and still empties the block if a hook re-masked positions.
-            k = torch.div(n_cand + steps_left - 1, steps_left, rounding_mode="floor")
+        if chosen is not None:
+            k = n_cand
+        elif steps_per_block:
+            k = SCHEDULES.get(cfg.schedule_name)(n_cand, it % steps_per_block, steps_per_block, cfg)
         else:
             k = rule(conf, n_cand, cfg)
         kmax = int(k.max()) if k.numel() else 0
         transfer = torch.zeros_like(cand)
-        if kmax > 0:
+        if kmax > 0 and cfg.alg_temp:  # Dream draws the positions to commit
+            transfer = dream_select(raw_conf / cfg.alg_temp, k, row_gens, P + lo, x.shape[1]) & cand
+        elif kmax > 0:
             top = conf.topk(kmax, dim=-1).indices  # [Ba, kmax]
             keep = positions[None, :kmax] < k[:, None]
             transfer.scatter_(1, top, keep)

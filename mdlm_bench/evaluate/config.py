@@ -32,6 +32,7 @@ class RunConfig:
     batch_size: int = 16
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    attn: str = "sdpa"  # sdpa | eager | flash_attention_2: same logits within dtype noise, so not in the digest
 
     def decode_config(self, where: str = "decoding settings") -> DecodeConfig:
         return from_dict(DecodeConfig, self.decoding, where).validate()

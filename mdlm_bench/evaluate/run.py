@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from mdlm_bench.config import from_dict
+from mdlm_bench.decode.config import with_model_defaults
 from mdlm_bench.errors import UserError
 from mdlm_bench.evaluate.config import Key, RunConfig
 from mdlm_bench.evaluate.rows import RowDecoder, RowStore, doc_uid, run_open_ended
@@ -148,7 +149,8 @@ def execute(cfg: RunConfig, out: Path, overwrite: bool = False, console=None) ->
     if dist.main:
         check_run_dir(out, digest, overwrite)
     model = load_model(cfg.model, dtype=cfg.dtype, device=dist.device(cfg.device),
-                       trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle)
+                       trust_remote_code=cfg.trust_remote_code, allow_pickle=cfg.allow_pickle, attn=cfg.attn)
+    dec = with_model_defaults(dec, model.meta.decode_defaults, cfg.decoding)  # e.g. Dream's own sampler
     dec.validate(1, model.max_positions)  # room for at least one prompt token
     with contextlib.ExitStack() as stack:
         if dist.main:  # checked again under the lock: another writer may have started in between

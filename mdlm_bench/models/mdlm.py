@@ -30,6 +30,8 @@ class ModelMeta:
     pad_to: str = "none"
     canvas: Optional[int] = None
     canvas_pad_with: str = "eos"
+    # The family's own decoding settings (DecodeConfig fields), used where the user gives none (Dream's sampler).
+    decode_defaults: dict = field(default_factory=dict)
 
 
 def bidirectional_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -88,6 +90,8 @@ class MDLM:
         self.meta = meta
         self.name = name
         self.native = native  # native transformers backbone: takes 4D masks and position ids
+        if native:
+            _bidirectional(model)
 
     # --- special tokens ------------------------------------------------------------------
     @property
@@ -142,14 +146,17 @@ class MDLM:
         if self.native:
             out = self.model(
                 input_ids=input_ids,
-                attention_mask=bidirectional_mask(attention_mask),
+                attention_mask=self._mask(attention_mask, attention_mask.shape[1]),
                 position_ids=position_ids_from_mask(attention_mask),
                 use_cache=False,
                 logits_to_keep=keep,
             )
             logits = out.logits
         else:
-            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            kw = {}
+            if "position_ids" in inspect.signature(self.model.forward).parameters:
+                kw["position_ids"] = position_ids_from_mask(attention_mask)  # left padding keeps positions
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kw)
             logits = out.logits if hasattr(out, "logits") else out[0]
             if keep:
                 logits = logits[:, -keep:]
@@ -170,6 +177,23 @@ class MDLM:
         out = self.model(input_ids=input_ids, attention_mask=mask4d, position_ids=position_ids,
                          use_cache=cache is not None, logits_to_keep=keep, **kw)
         return out.logits
+
+    @property
+    def attn(self) -> str:
+        """The attn_implementation of the native module (sdpa | eager | flash_attention_2)."""
+        return getattr(self.model.config, "_attn_implementation", None) or "sdpa"
+
+    def _mask(self, keys: torch.Tensor, n_query: int):
+        """keys [B, Lk] bool (real key positions; the queries are the last n_query) -> what the native module
+        takes: None when nothing is padded (SDPA then picks its fused kernels; attention is bidirectional,
+        see `_bidirectional`); under SDPA a [B, 1, Lq, Lk] bool mask; else the 2D key mask, from which
+        transformers builds the bidirectional mask each implementation wants (eager adds a float mask;
+        a bool 4D one would be added as 0/1)."""
+        if bool(keys.all()):
+            return None
+        if self.attn != "sdpa":
+            return keys.long()
+        return keys[:, None, None, :].expand(keys.shape[0], 1, n_query, keys.shape[1])
 
     def _cache_kwarg(self) -> str:
         """transformers renamed `past_key_values` to `cache` (5.x); use whichever this version takes."""
@@ -199,14 +223,13 @@ class MDLM:
             return self.logits(input_ids, attention_mask)[:, lo:hi]
         device = input_ids.device
         keep = self._hidden_index(lo, hi, 0, device)
+        mask = self._mask(attention_mask, attention_mask.shape[1])
         if keep_positions is None:
-            return self._native(input_ids, bidirectional_mask(attention_mask),
-                                position_ids_from_mask(attention_mask), keep)
+            return self._native(input_ids, mask, position_ids_from_mask(attention_mask), keep)
         from transformers import DynamicCache
 
         cache = DynamicCache()
-        logits = self._native(input_ids, bidirectional_mask(attention_mask), position_ids_from_mask(attention_mask),
-                              keep, cache=cache)
+        logits = self._native(input_ids, mask, position_ids_from_mask(attention_mask), keep, cache=cache)
         _select_positions(cache, keep_positions)
         kv = KVCache(cache=cache, rows=torch.empty(0, dtype=torch.long, device=device), positions=keep_positions,
                      tokens=input_ids[: guidance_rows or None][:, keep_positions],
@@ -224,8 +247,8 @@ class MDLM:
         attention_mask = attention_mask.bool()
         qmask = attention_mask[:, q0:q1]
         keys = torch.cat([kv.key_mask, qmask], 1)  # cache order: held positions, then the queries
-        B, Lq = qmask.shape
-        mask4d = keys[:, None, None, :].expand(B, 1, Lq, keys.shape[1])
+        mask4d = self._mask(keys, qmask.shape[1])
+        Lq = qmask.shape[1]
         pos = position_ids_from_mask(attention_mask)[:, q0:q1]
         keep = self._hidden_index(lo, hi, q0, input_ids.device)
         try:
@@ -262,6 +285,16 @@ class MDLM:
         self.tokenizer.save_pretrained(out)
         atomic_write_text(out / META_FILE, json.dumps(asdict(self.meta), indent=2) + "\n")
         return out
+
+
+def _bidirectional(model) -> None:
+    """Make a native decoder attend both ways when no mask is passed: transformers then builds a
+    bidirectional mask (config.is_causal False; None when nothing is padded) and SDPA/flash run with
+    is_causal False (the attention modules' flag)."""
+    model.config.is_causal = False
+    for mod in model.modules():
+        if hasattr(mod, "is_causal") and hasattr(mod, "num_key_value_groups"):
+            mod.is_causal = False
 
 
 def _select_positions(cache, positions: torch.Tensor) -> None:

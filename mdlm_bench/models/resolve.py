@@ -68,14 +68,14 @@ def quiet_transformers() -> None:
 
 
 def load_model(path_or_name, dtype="float32", device: str = "cpu", trust_remote_code: bool = False,
-               allow_pickle: bool = False) -> MDLM:
+               allow_pickle: bool = False, attn: str = "sdpa") -> MDLM:
     """Load a checkpoint (own format, LLaDA layout, Dream layout, or remote code if allowed)."""
     from mdlm_bench.models.loaders import LoadOptions, load_path
 
     quiet_transformers()
     device = resolve_device(device)
     opts = LoadOptions(dtype=resolve_dtype(dtype, device), device=device,
-                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+                       trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, attn=attn)
     path = resolve_model_path(path_or_name)
     m = load_path(path, opts)
     m.name = str(path_or_name) if str(path_or_name) in bundled_models() else str(path)
