@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -17,6 +18,14 @@ from mdlm_bench.decode.config import DecodeConfig
 from mdlm_bench.evaluate.config import Key, RunConfig
 from mdlm_bench.io import JsonlAppender, atomic_write_text, read_jsonl, repair_jsonl
 from mdlm_bench.rundir import GENERATIONS
+
+# Row field: seconds this row took to decode (its batch's wall time over the batch's rows). It varies from run
+# to run, so comparisons of two runs' rows leave it out (`without_timing`); config digests never include it.
+WALL = "wall_s"
+
+
+def without_timing(rows: Sequence[dict]) -> List[dict]:
+    return [{k: v for k, v in r.items() if k != WALL} for r in rows]
 
 
 def row_seed(seed: int, task: str, uid: str) -> int:
@@ -134,6 +143,7 @@ class RowDecoder:
         current: Dict[str, Any] = {}
 
         def hooks_for(idx):
+            current["t0"] = time.perf_counter()  # a batch's wall time is shared out over its rows
             if not self.spec:
                 current["hook"] = None
                 return ()
@@ -143,7 +153,8 @@ class RowDecoder:
 
         def on_batch(idx, results):
             hook = current.get("hook")
-            rows = [self._row(mine[i], res, config, hook.record(k) if hook else None)
+            wall = (time.perf_counter() - current["t0"]) / max(1, len(idx))
+            rows = [self._row(mine[i], res, config, hook.record(k) if hook else None, wall)
                     for k, (i, res) in enumerate(zip(idx, results))]
             self.store.put(rows)
             if bar is not None:
@@ -156,14 +167,14 @@ class RowDecoder:
         self.dist.barrier()
         self.store.refresh()
 
-    def _row(self, item: dict, res, config: DecodeConfig, record: Optional[dict]) -> dict:
+    def _row(self, item: dict, res, config: DecodeConfig, record: Optional[dict], wall_s: float = 0.0) -> dict:
         rec = record or {"events": [], "requested_fraction": 0.0, "effective_fraction": 0.0}
         row = {
             "task": item["task"], "uid": item["uid"], "seed": self.seed, "index": item["index"],
             "digest": self.digest, "model": self.cfg.model, "prompt": item["prompt"], "output": res.text,
             "nfe": res.nfe, "row_seed": row_seed(self.seed, item["task"], item["uid"]),
             "decoding": config.to_dict(), "perturbation": self.spec.to_dict() if self.spec else None,
-            **rec, "token_ids": res.token_ids,
+            **rec, "token_ids": res.token_ids, WALL: round(wall_s, 6),
         }
         for k in ("turns", "reference", "category", "prompt_truncated"):
             if k in item:
@@ -222,7 +233,8 @@ def _run_multi_turn(decoder: RowDecoder, task: str, prompts: List[dict], config:
             uid = str(p["uid"])
             parts = [decoder.store.get(f"{task}#turn{t + 1}", uid, decoder.seed) for t in range(len(p["turns"]))]
             row = dict(parts[0], task=task, prompt=p["turns"], output=answers[uid],
-                       nfe=sum(r["nfe"] for r in parts), category=p.get("category"), reference=p.get("reference"),
+                       nfe=sum(r["nfe"] for r in parts), **{WALL: sum(r.get(WALL, 0.0) for r in parts)},
+                       category=p.get("category"), reference=p.get("reference"),
                        events=[dict(e, turn=i + 1) for i, r in enumerate(parts) for e in r["events"]],
                        effective_fraction=sum(r["effective_fraction"] for r in parts) / len(parts),
                        token_ids=[r.get("token_ids", []) for r in parts])
