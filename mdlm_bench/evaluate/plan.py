@@ -31,7 +31,7 @@ class BenchPlan:
     task: str  # the run task holding its rows
     prompts: List[dict]
     games_per_item: List[int]  # judge requests per prompt, per judged (model, level, seed)
-    prompt_tokens: Dict[str, List[List[int]]] = field(default_factory=dict)  # model -> per prompt, per turn
+    prompt_tokens: Dict[str, List[List[int]]] = field(default_factory=dict)  # model -> per prompt: tokens per turn
 
 
 @dataclass
@@ -77,7 +77,7 @@ class Plan:
         n_turns = max(len(p["turns"]) for p in bench.prompts)
         for t in range(n_turns):
             # turn t sees the earlier turns and answers (at most gen_length tokens each)
-            lens = sorted(sum(len(x) for x in toks[: t + 1]) + t * G
+            lens = sorted(min(sum(toks[: t + 1]) + t * G, cal["room"])  # over-long prompts keep their end
                           for toks in bench.prompt_tokens[model] if len(toks) > t)
             for start in range(0, len(lens), cfg.batch_size):
                 chunk = lens[start:start + cfg.batch_size]
@@ -209,7 +209,7 @@ def calibrate(plan: Plan, steps: int = 4, console=None) -> None:
         x0, x1 = 1 * (small + G), b_big * (big + G)
         c1 = (t_big - t_small) / (x1 - x0) if x1 != x0 else 0.0
         c0 = t_small - c1 * x0
-        plan.calibration[label] = {"c0": c0, "c1": c1, "load_s": load_s, "steps_timed": steps,
+        plan.calibration[label] = {"c0": c0, "c1": c1, "load_s": load_s, "steps_timed": steps, "room": room,
                                    "points": [[1, small + G, t_small], [b_big, big + G, t_big]],
                                    "device": str(model.device)}
         if console is not None:
