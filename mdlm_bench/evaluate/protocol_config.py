@@ -64,7 +64,7 @@ class ProtocolConfig:
     seeds: List[int] = field(default_factory=lambda: [0])
     perturbation: str = "shift"  # spec name or YAML; its fraction is set per level
     decoding: Dict[str, Any] = field(default_factory=lambda: dict(PAPER_DECODING))
-    limit: Optional[PosInt] = None  # prompts per benchmark (None: all)
+    limit: Optional[int] = None  # prompts per benchmark (None: all)
     chat: bool = True
     batch_size: PosInt = 16
     dtype: str = "auto"
@@ -101,6 +101,8 @@ class ProtocolConfig:
         self.levels = sorted(set(float(f) for f in self.levels) | {0.0})  # every drop is against level 0
         if not self.seeds:
             raise UserError(f"{where}: `seeds` is empty; give e.g. [0]")
+        if self.limit is not None and self.limit < 1:
+            raise UserError(f"{where}: `limit` must be at least 1 (or null for every prompt), got {self.limit}")
         self.endpoint(where)
         from mdlm_bench.decode.config import DecodeConfig
 

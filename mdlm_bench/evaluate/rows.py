@@ -116,7 +116,7 @@ class RowDecoder:
 
         items = [dict(task=t, uid=doc_uid(doc, doc_id), index=doc_id, prompt=ctx, ids=ids)
                  for (t, doc_id, doc, ctx), ids in zip(keys, prompt_ids)]
-        self.decode_items(items, config)
+        self.decode_items(items, config, split=False)  # lm-eval already gave this rank its own documents
         out = []
         for it in items:
             row = self.store.get(it["task"], it["uid"], self.seed)
@@ -125,13 +125,14 @@ class RowDecoder:
         return out
 
     # --- shared ---------------------------------------------------------------------------------
-    def decode_items(self, items: List[dict], config: DecodeConfig) -> None:
-        """items: dicts with task, uid, index, prompt, ids. Decodes this rank's share, then syncs."""
+    def decode_items(self, items: List[dict], config: DecodeConfig, split: bool = True) -> None:
+        """items: dicts with task, uid, index, prompt, ids. Decodes this rank's share, then syncs; split=False:
+        the items are this rank's already (lm-eval's split), decoded here without waiting for the others."""
         from mdlm_bench.perturb.operators import PerturbationHook
         from mdlm_bench.decode.prompts import generate_many
 
         todo = [it for it in items if self.store.get(it["task"], it["uid"], self.seed) is None]
-        mine = todo[self.dist.rank::self.dist.world]
+        mine = todo[self.dist.rank::self.dist.world] if split else todo
         room = (self.model.max_positions or 1 << 30) - config.gen_length
         for it in mine:
             if len(it["ids"]) > room:  # keep the end of an over-long prompt (where the question is)
@@ -164,8 +165,9 @@ class RowDecoder:
             seeds = [row_seed(self.seed, it["task"], it["uid"]) for it in mine]
             generate_many(self.model, [it["ids"] for it in mine], config, seeds, self.cfg.batch_size,
                           hooks_for, on_batch)
-        self.dist.barrier()
-        self.store.refresh()
+        if split:
+            self.dist.barrier()
+            self.store.refresh()
 
     def _row(self, item: dict, res, config: DecodeConfig, record: Optional[dict], wall_s: float = 0.0) -> dict:
         rec = record or {"events": [], "requested_fraction": 0.0, "effective_fraction": 0.0}
