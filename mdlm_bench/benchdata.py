@@ -8,7 +8,9 @@ Expected layout under the benchmark directory (``--bench-dir`` or ``$MDLM_BENCH_
     mt-bench/reference_answer_gpt-4.jsonl    {question_id, choices: [{turns}]}
     alpaca-eval/gpt4_1106_preview_outputs.json   [{instruction, output, generator, dataset}]
     wildbench/*.jsonl | *.json               {session_id, conversation_input: [{role, content}], checklist, ...}
-    creative-writing-bench/creative_writing_prompts*.json   {id: {title, writing_prompt, ...}}
+    wildbench/eval_template.{score,pairwise}.v2.md   judge templates (allenai/WildBench evaluation/)
+    creative-writing-bench/creative_writing_prompts*.json   {id: {title, writing_prompt, seed_modifiers, ...}}
+    creative-writing-bench/{creative_writing_criteria,negative_criteria}.txt, creative_writing_judging_prompt.txt
 
 Where a set is published on the Hugging Face hub (``HUB``: dataset id, pinned commit, data files), a
 run without a local copy loads it with ``datasets.load_dataset`` into the user's cache (downloaded once,
@@ -224,29 +226,59 @@ def _wildbench(bench_dir: Path) -> List[Prompt]:
 
 
 def _wildbench_rows(rows: Iterable[tuple]) -> List[Prompt]:
-    """Prompts from (where, row) pairs of WildBench {session_id, conversation_input, references, ...}."""
+    """WildBench prompts from (where, row) pairs: `turns` = [last user turn], extra["history"] = every earlier
+    message as given (allenai/WildBench src/eval.py compose_eval_item); the checklist rides in extra."""
     out = []
     for where, row in rows:
         if not isinstance(row, dict):
             raise UserError(f"{where}: expected an object; fix the file")
         sid = field(row, "session_id", where)
-        conv = field(row, "conversation_input", where, list)
-        turns = []
-        for msg in conv:
-            if not isinstance(msg, dict):
-                raise UserError(f"{where}: conversation_input holds a non-object; fix the file")
-            if field(msg, "role", where) == "user":
-                turns.append(str(field(msg, "content", where)))
-        if not turns:
-            raise UserError(f"{where}: conversation_input has no user turn; fix the file")
+        msgs = []
+        for msg in field(row, "conversation_input", where, list):
+            role = field(msg, "role", where) if isinstance(msg, dict) else None
+            if role not in ("user", "assistant"):
+                raise UserError(f"{where}: conversation_input holds a message that is not a user or assistant "
+                                f"turn; fix the file")
+            msgs.append({"role": role, "content": str(field(msg, "content", where))})
+        if not msgs or msgs[-1]["role"] != "user":
+            raise UserError(f"{where}: conversation_input must end with a user turn; fix the file")
         refs = row.get("references")
         reference = [str(v) for v in refs.values() if v is not None] if isinstance(refs, dict) and refs else None
-        extra = {k: v for k, v in row.items() if k not in ("session_id", "references")}
-        out.append(_prompt(sid, turns, row.get("primary_tag"), reference or None, extra))
+        extra = {k: v for k, v in row.items() if k not in ("session_id", "references", "conversation_input")}
+        extra["history"] = msgs[:-1]
+        extra.setdefault("checklist", [])
+        out.append(_prompt(sid, [msgs[-1]["content"]], row.get("primary_tag"), reference or None, extra))
     return out
 
 
 # ------------------------------------------------------------------------------ creative-writing-bench
+
+CW_ITERATIONS = 3  # creative-writing-bench README: --iterations "default and recommended: 3" (96 items)
+
+
+def cw_uid(pid: str, iteration: int) -> str:
+    return f"{pid}#it{iteration}"
+
+
+def creative_writing_rows(data: Dict[str, Any], path: Path, iterations: int = CW_ITERATIONS) -> List[Prompt]:
+    """One prompt per (id, iteration i in 1..N), <SEED> replaced by seed_modifiers[(i-1) % len]; a prompt
+    without seed modifiers is skipped (EQ-bench/creative-writing-bench core/benchmark.py)."""
+    out = []
+    for pid, row in data.items():
+        where = f"{path}: prompt '{pid}'"
+        if not isinstance(row, dict):
+            raise UserError(f"{where}: expected an object; fix the file")
+        base = field(row, "writing_prompt", where, str)
+        field(row, "title", where)
+        mods = row.get("seed_modifiers") or []
+        if not isinstance(mods, list) or not all(isinstance(m, str) for m in mods):
+            raise UserError(f"{where}: field 'seed_modifiers' must be a list of strings; fix the file")
+        for i in range(1, iterations + 1) if mods else ():
+            mod = mods[(i - 1) % len(mods)]
+            extra = {k: v for k, v in row.items() if k not in ("writing_prompt", "category", "seed_modifiers")}
+            extra.update(prompt_id=str(pid), iteration=i, seed_modifier=mod, base_prompt=base)
+            out.append(_prompt(cw_uid(str(pid), i), [base.replace("<SEED>", mod)], row.get("category"), None, extra))
+    return out
 
 
 @BENCHES.register("creative-writing-bench")
@@ -257,14 +289,7 @@ def _creative_writing(bench_dir: Path) -> List[Prompt]:
         data = read_json_strict(path)
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected a JSON object {{id: {{title, writing_prompt}}}}; fix the file")
-        for pid, row in data.items():
-            where = f"{path}: prompt '{pid}'"
-            if not isinstance(row, dict):
-                raise UserError(f"{where}: expected an object; fix the file")
-            text = field(row, "writing_prompt", where, str)
-            field(row, "title", where)
-            extra = {k: v for k, v in row.items() if k not in ("writing_prompt", "category")}
-            out.append(_prompt(pid, [text], row.get("category"), None, extra))
+        out += creative_writing_rows(data, path)
     return out
 
 

@@ -88,6 +88,8 @@ def test_unknown_bench_suggests_the_close_name(tmp_path):
 
 
 def test_wildbench_published_rows(tmp_path):
+    # allenai/WildBench@d6b8dcaf src/eval.py compose_eval_item: the history is conversation_input[:-1] as given
+    # (assistant turns included), the query is its last turn; only that reply is generated
     d = tmp_path / "wildbench"
     d.mkdir()
     rows = [{"session_id": "s1", "conversation_input": [{"role": "user", "content": "hi"},
@@ -99,11 +101,15 @@ def test_wildbench_published_rows(tmp_path):
     (d / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     got = benchdata.load_prompts("wildbench", tmp_path)
     assert [p["uid"] for p in got] == ["s1", "s2"]
-    assert got[0]["turns"] == ["hi", "plan a trip"] and got[0]["category"] == "Planning"
+    assert got[0]["turns"] == ["plan a trip"] and got[0]["category"] == "Planning"
+    assert got[0]["extra"]["history"] == [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
     assert got[0]["reference"] == ["Day 1..."] and got[0]["extra"]["checklist"] == ["Is it a plan?"]
-    assert got[1]["reference"] is None
+    assert got[1]["reference"] is None and got[1]["turns"] == ["2+2?"] and got[1]["extra"]["history"] == []
     (d / "test.jsonl").write_text(json.dumps({"session_id": "s3"}) + "\n")
     with pytest.raises(UserError, match=r"test.jsonl:1: missing field 'conversation_input'"):
+        benchdata.load_prompts("wildbench", tmp_path)
+    (d / "test.jsonl").write_text(json.dumps({**rows[0], "conversation_input": rows[0]["conversation_input"][:2]}))
+    with pytest.raises(UserError, match="must end with a user turn"):
         benchdata.load_prompts("wildbench", tmp_path)
 
 
@@ -113,17 +119,27 @@ def test_wildbench_missing_folder_names_the_path(tmp_path):
 
 
 def test_creative_writing_bench_prompts_json(tmp_path):
+    # EQ-bench/creative-writing-bench@e7ab0091 core/benchmark.py: iteration i (1..N) uses
+    # seed_modifiers[(i - 1) % len(seed_modifiers)] in place of <SEED>; prompts without modifiers are skipped
     d = tmp_path / "creative-writing-bench"
     d.mkdir()
-    data = {"1": {"title": "Lighthouse", "category": "fiction", "writing_prompt": "Write about <SEED>.",
+    data = {"1": {"title": "Lighthouse", "category": "fiction", "writing_prompt": "Write about <SEED>. Go.",
                   "seed_modifiers": ["fog", "storm"]},
-            "2": {"title": "Letters", "writing_prompt": "An epistolary story."}}
+            "2": {"title": "Letters", "writing_prompt": "<SEED> An epistolary story.", "seed_modifiers": ["war"]},
+            "3": {"title": "No seeds", "writing_prompt": "Plain."}}
     (d / "creative_writing_prompts_v3.json").write_text(json.dumps(data))
     got = benchdata.load_prompts("creative-writing-bench", tmp_path)
-    assert [(p["uid"], p["turns"], p["category"]) for p in got] == [
-        ("1", ["Write about <SEED>."], "fiction"), ("2", ["An epistolary story."], None)]
-    assert got[0]["extra"]["seed_modifiers"] == ["fog", "storm"] and got[0]["extra"]["title"] == "Lighthouse"
-    data["3"] = {"title": "No prompt"}
+    assert benchdata.CW_ITERATIONS == 3 and len(got) == 2 * 3  # P prompts with seeds x N iterations
+    assert [(p["uid"], p["turns"][0], p["category"]) for p in got] == [
+        ("1#it1", "Write about fog. Go.", "fiction"), ("1#it2", "Write about storm. Go.", "fiction"),
+        ("1#it3", "Write about fog. Go.", "fiction"), ("2#it1", "war An epistolary story.", None),
+        ("2#it2", "war An epistolary story.", None), ("2#it3", "war An epistolary story.", None)]
+    assert not any("<SEED>" in p["turns"][0] for p in got)
+    e = got[1]["extra"]
+    assert (e["prompt_id"], e["iteration"], e["seed_modifier"], e["title"]) == ("1", 2, "storm", "Lighthouse")
+    assert e["base_prompt"] == "Write about <SEED>. Go."
+    assert len(benchdata.creative_writing_rows(data, d, iterations=5)) == 10
+    data["4"] = {"title": "No prompt"}
     (d / "creative_writing_prompts_v3.json").write_text(json.dumps(data))
-    with pytest.raises(UserError, match="prompt '3': missing field 'writing_prompt'"):
+    with pytest.raises(UserError, match="prompt '4': missing field 'writing_prompt'"):
         benchdata.load_prompts("creative-writing-bench", tmp_path)

@@ -6,10 +6,11 @@ import argparse
 import os
 
 NAME = "judge"
-HELP = "score a run with an LLM judge (Arena-Hard, AlpacaEval 2, MT-Bench, or pairwise vs another run)"
+HELP = ("score a run with an LLM judge (Arena-Hard, AlpacaEval 2, MT-Bench, WildBench, Creative-Writing-Bench v3, "
+        "or pairwise vs another run)")
 ORDER = 40
 BENCHES = ("arena-hard-v0.1", "arena-hard-v2.0", "arena-hard-v2.0-hard-prompt", "arena-hard-v2.0-creative-writing",
-           "alpaca-eval", "mt-bench", "pairwise")
+           "alpaca-eval", "mt-bench", "wildbench-score", "wildbench-reward", "creative-writing-v3", "pairwise")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="run directory whose outputs are judged")
     p.add_argument("--baseline", metavar="RUN_DIR|published",
                    help="what the run is compared with: another run directory, or 'published' (the benchmark's "
-                        "own baseline answers; default). Required for --bench pairwise")
+                        "own baseline answers; default), or for wildbench-reward a file of reference outputs "
+                        "[{session_id, output}]. Required for --bench pairwise and wildbench-reward")
     p.add_argument("--bench-dir", metavar="DIR", help="benchmark files (default: $MDLM_BENCH_DATA)")
     g = p.add_argument_group("judge endpoint (any OpenAI-compatible server)")
     g.add_argument("--judge-config", metavar="YAML", help="JudgeConfig settings file; flags override it")
@@ -51,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--pairwise-prompt", default="generic", choices=("generic", "arena-hard"),
                    help="pairwise judge prompt: the packaged generic one, or arena-hard-v0.1's from --bench-dir")
     s.add_argument("--task", action="append", metavar="TASK", help="pairwise: judge only this task (repeatable)")
+    s.add_argument("--length-margin", type=int, default=500, metavar="K",
+                   help="wildbench-reward: a plain win by an answer more than K characters longer than the other "
+                        "counts as a tie (WildBench's rule; default 500, -1 for none)")
     s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     s.add_argument("--allow-partial", action="store_true",
                    help="judge a run that covers only some of the benchmark's prompts (e.g. made with --limit); "
@@ -112,7 +117,7 @@ def main(args) -> int:
         "ci_level": args.ci_level, "bootstrap_rounds": args.bootstrap_rounds, "bt_rounds": args.bt_rounds,
         "style_control": args.style_control, "difficulty_file": args.difficulty,
         "pairwise_prompt": args.pairwise_prompt, "tasks": args.task, "seed": args.seed,
-        "allow_partial": args.allow_partial}, "judge options")
+        "allow_partial": args.allow_partial, "length_margin": args.length_margin}, "judge options")
     err = Console(stderr=True)
     summary = judge_run(cfg, opts, console=err, show_progress=not args.no_progress)
     print_summary(summary, Console())

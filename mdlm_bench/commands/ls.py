@@ -10,6 +10,19 @@ JUDGE_HELP = {
     "AlpacaEval": "weighted pairwise judge from top_logprobs; win rate and length-controlled win rate",
     "MTBench": "single-answer grading 1-10 over both turns, reference-guided for math/reasoning/coding",
     "Pairwise": "any two mdlm-bench runs (e.g. perturbed vs level 0, CE vs slack-CTC), both orders",
+    "WildBenchScore": "WB-Score: one answer graded 1-10 with the checklist; task macro of (s-5)*2",
+    "WildBenchReward": "WB-Reward: one pairwise game vs a baseline, seeded sides, length margin K; reward -1..1",
+    "CreativeWriting": "Creative-Writing-Bench v3 rubric: criteria 0-20, lower-is-better inverted, x5 to 0-100",
+}
+JUDGE_NEEDS = {
+    "ArenaHard": "arena-hard-v*/judge_config.yaml (+ judge_settings.json for v2.0), baseline answers or --baseline",
+    "AlpacaEval": "alpaca-eval/weighted_alpaca_eval_gpt4_turbo.yaml, gpt4_1106_preview_outputs.json",
+    "MTBench": "mt-bench/judge_prompts.jsonl, question.jsonl, reference_answer_gpt-4.jsonl",
+    "Pairwise": "--baseline RUN_DIR (the generic prompt ships with mdlm-bench)",
+    "WildBenchScore": "wildbench/*.jsonl (v2 rows), wildbench/eval_template.score.v2.md",
+    "WildBenchReward": "wildbench/*.jsonl, wildbench/eval_template.pairwise.v2.md, --baseline RUN_DIR|FILE",
+    "CreativeWriting": "creative-writing-bench/creative_writing_prompts_v3.json, creative_writing_criteria.txt, "
+                       "negative_criteria.txt, creative_writing_judging_prompt.txt",
 }
 WHAT = ("models", "tasks", "perturbations", "judges", "recipes", "remasking")
 
@@ -84,10 +97,10 @@ def _judges(console):
     from mdlm_bench.judge.protocols import PROTOCOLS
 
     t = Table(title="judges (mdlm-bench judge --bench NAME)")
-    for c in ("bench", "protocol"):
+    for c in ("bench", "protocol", "needs (under --bench-dir)"):
         t.add_column(c)
     for name, cls in PROTOCOLS.items():
-        t.add_row(name, JUDGE_HELP.get(cls.__name__, cls.__name__))
+        t.add_row(name, JUDGE_HELP.get(cls.__name__, cls.__name__), JUDGE_NEEDS.get(cls.__name__, "-"))
     console.print(t)
 
 

@@ -199,13 +199,19 @@ def run_open_ended(decoder: RowDecoder, task: str, prompts: List[dict], config: 
     single = [p for p in todo if len(p["turns"]) == 1]
     items = [dict(task=task, uid=str(p["uid"]), index=p["_index"], prompt=p["turns"][0],
                   category=p.get("category"), reference=p.get("reference"),
-                  ids=encode_prompt(model, [{"role": "user", "content": p["turns"][0]}], chat))
+                  ids=encode_prompt(model, given_history(p) + [{"role": "user", "content": p["turns"][0]}], chat))
              for p in single]
     if items:
         decoder.decode_items(items, config)
     multi = [p for p in todo if len(p["turns"]) > 1]
     if multi:
         _run_multi_turn(decoder, task, multi, config)
+
+
+def given_history(prompt: dict) -> List[dict]:
+    """Messages a benchmark gives before the turn to answer (WildBench: user and assistant turns as
+    published); the model generates only the reply to the last user turn."""
+    return [dict(m) for m in (prompt.get("extra") or {}).get("history") or []]
 
 
 def _run_multi_turn(decoder: RowDecoder, task: str, prompts: List[dict], config: DecodeConfig) -> None:

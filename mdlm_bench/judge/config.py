@@ -70,6 +70,7 @@ class JudgeOptions:
     tasks: Optional[list] = None  # pairwise: restrict to these run tasks
     seed: int = 0  # bootstrap seed
     allow_partial: bool = False  # judge only the prompts the run has (labelled, not leaderboard-comparable)
+    length_margin: int = 500  # WB-Reward K: a plain win by an answer > K characters longer is a tie; -1 = none
 
     def __post_init__(self):
         if self.ci_level is not None and not 0.5 <= self.ci_level < 1.0:

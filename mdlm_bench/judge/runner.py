@@ -75,7 +75,7 @@ def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Option
     check_missing(proto.bench, run_dir, uids, per_uid)
     baseline_label, base_of = None, None
     if proto.needs_baseline:
-        if opts.baseline in (None, "published"):
+        if opts.baseline in (None, "published") or Path(opts.baseline).is_file():
             baseline_label, answers = proto.published_baseline(prompts)
             lacking = [u for u in uids if u not in answers]
             if lacking:
@@ -140,7 +140,8 @@ def _pairwise_items(proto: Protocol, opts: JudgeOptions, run_dir: Path) -> Tuple
 def game_key(bench: str, model: str, g: Game) -> str:
     blob = json.dumps({"bench": bench, "task": g.item.task, "uid": g.item.uid, "seed": g.item.seed, "game": g.index,
                        "judge": model, "messages": g.messages, "params": g.params, "followup": g.followup,
-                       "attempts": g.attempts}, sort_keys=True, ensure_ascii=False)
+                       "attempts": g.attempts, **({"fixed": g.fixed} if g.fixed is not None else {})},
+                      sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
 
 
@@ -170,6 +171,11 @@ async def play(client: JudgeClient, proto: Protocol, g: Game, key: str) -> dict:
     row: Dict[str, Any] = {"key": key, "bench": proto.bench, "task": g.item.task, "uid": g.item.uid,
                            "seed": g.item.seed, "game": g.index, "judge_model": client.cfg.model, **g.meta}
     msgs, texts, cached = list(g.messages), [], True
+    if g.fixed is not None:  # upstream's rule gives the verdict: no request is sent
+        parsed = proto.parse(g, g.fixed, None)
+        return {**row, "status": "ok", "judgment": g.fixed, "verdict": parsed.verdict, "score": parsed.score,
+                "weight": parsed.weight, "attempts": 0, "cached": False, "requested": False,
+                **({"info": parsed.info} if parsed.info else {})}
     try:
         for attempt in range(g.attempts):
             comp = await client.complete(msgs, g.params)
@@ -212,7 +218,7 @@ async def _send(cfg: JudgeConfig, cache: ResponseCache, proto: Protocol, pending
 
 
 def _needs_network(cfg: JudgeConfig, cache: ResponseCache, pending: List[Tuple[Game, str]]) -> bool:
-    return any(cache.get(request_key(cfg.model, g.messages, g.params)) is None for g, _ in pending)
+    return any(g.fixed is None and cache.get(request_key(cfg.model, g.messages, g.params)) is None for g, _ in pending)
 
 
 def judge_run(cfg: JudgeConfig, opts: JudgeOptions, console=None, show_progress: bool = True) -> Dict[str, Any]:

@@ -21,6 +21,7 @@ class Game:
     meta: Dict[str, Any] = field(default_factory=dict)  # e.g. model_is_a, model_token
     followup: Optional[str] = None  # sent when a reply has no verdict (Arena-Hard v0.1)
     attempts: int = 1
+    fixed: Optional[str] = None  # the judgment upstream writes without asking (e.g. WildBench's empty answers)
 
 
 @dataclass
