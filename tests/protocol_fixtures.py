@@ -7,9 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 from typing import Dict
+
+from judge_server import _prompt_text
+from paper_fixtures import make_creative_writing, make_wildbench
 
 PAIRWISE = ("[[A>>B]]", "[[A>B]]", "[[A=B]]", "[[B>A]]", "[[B>>A]]")
 
@@ -18,6 +22,13 @@ def hash_judge(payload):
     """A verdict read off the SHA-256 of the request's messages: deterministic, differs across answers."""
     text = json.dumps(payload.get("messages"), sort_keys=True, ensure_ascii=False)
     h = int(hashlib.sha256(text.encode("utf-8")).hexdigest(), 16)
+    first = _prompt_text(payload)
+    if first.startswith("WB-SCORE-FIXTURE"):  # WildBench fixture templates (tests/paper_fixtures.py)
+        return json.dumps({"strengths": "s", "weaknesses": "w", "score": str(h % 10 + 1)}), None
+    if first.startswith("CW-FIXTURE"):
+        names = re.findall(r"^- (.+)$", first.split("Criteria:", 1)[1], re.M)
+        return "[Analysis]\nfine.\n\n[Scores]\n" + "\n".join(f"{n}: {(h >> (5 * i)) % 21}"
+                                                             for i, n in enumerate(names)) + "\n", None
     if payload.get("logprobs"):
         p = 0.05 + 0.9 * (h % 997) / 996
         top = sorted([("m", math.log(p)), ("M", math.log(1 - p)), ("The", -30.0)], key=lambda t: -t[1])
@@ -55,6 +66,8 @@ def make_bench_dir(shared: Path, dest: Path, n: int = 2) -> Path:
     (ae / "gpt4_1106_preview_outputs.json").write_text(json.dumps(_shortest(recs, n, lambda r: len(r["instruction"]))))
     for f in ("weighted_alpaca_eval_gpt4_turbo.yaml", "alpaca_eval_clf.txt"):
         shutil.copy(shared / "alpaca-eval" / f, ae / f)
+    make_wildbench(dest, n=n)  # WildBench v2 and Creative-Writing-Bench v3 layouts, our own template text
+    make_creative_writing(dest, n=1)  # one prompt, three seed iterations
     return dest
 
 
@@ -62,8 +75,11 @@ BENCHMARKS = {
     "ah-hard-prompt": {"judge": "arena-hard-v2.0-hard-prompt", "baseline": "original"},
     "ah-creative-writing": {"judge": "arena-hard-v2.0-creative-writing", "baseline": "original"},
     "mt-bench": {"judge": "mt-bench"},
+    "wildbench": {"judge": "wildbench-score"},
+    "creative-writing-v3": {"judge": "creative-writing-v3"},
     "alpaca-eval": {"judge": "alpaca-eval", "baseline": "published"},
 }
+SCALE = {"creative-writing-v3": 5.0}  # EQ-Bench's creative score: the 0-20 piece mean x 5
 DECODING = {"gen_length": 8, "steps": 8, "block_length": 8}
 
 
@@ -81,7 +97,7 @@ def protocol_yaml(path: Path, bench_dir: Path, out: Path) -> Path:
 def recompute(out: Path, bench_dir: Path) -> Dict[str, Dict[tuple, Dict[str, float]]]:
     """bench label -> (model, level) -> uid -> score, from the judgment files alone (arena-hard v2.0: the mean
     of both games, a prompt dropped unless both have a verdict; MT-Bench: the mean of the rated turns;
-    AlpacaEval: the one game's preference), averaged over seeds."""
+    AlpacaEval and WB-Score: the one game's score; Creative-Writing v3: its piece score x 5), averaged over seeds."""
     out_scores: Dict[str, Dict[tuple, Dict[str, float]]] = {}
     for label, spec in BENCHMARKS.items():
         cells = {}
@@ -99,7 +115,7 @@ def recompute(out: Path, bench_dir: Path) -> Dict[str, Dict[tuple, Dict[str, flo
                 if spec["judge"].startswith("arena-hard") and len(scores) < 2:
                     continue
                 if scores:
-                    per_uid.setdefault(uid, []).append(sum(scores) / len(scores))
+                    per_uid.setdefault(uid, []).append(SCALE.get(spec["judge"], 1.0) * sum(scores) / len(scores))
             cells[(model, level)] = {u: sum(v) / len(v) for u, v in per_uid.items()}
         out_scores[label] = cells
     return out_scores

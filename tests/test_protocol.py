@@ -1,6 +1,6 @@
-"""The judged protocol in one command (`mdlm-bench run --config P`): 3 tiny models x 4 judged benchmarks x
-2 shift levels x 2 seeds on 2 prompts each, judged by a local OpenAI-compatible server with a deterministic
-rule; its report against a recomputation from the judgment files, its dry-run plan against the run, kill -9
+"""The judged protocol in one command (`mdlm-bench run --config P`): 3 tiny models x the 5 paper benchmarks and
+AlpacaEval x 2 shift levels x 2 seeds on 2 prompts each, judged by a local OpenAI-compatible server with a
+deterministic rule; its report against a recomputation from the judgment files, its dry-run plan against the run, kill -9
 during generation and during judging, 2 processes (gloo) against 1, and lm-eval's requests over 2 ranks."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from mdlm_bench.errors import UserError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 TIMING = ("timing", "config", "plan")
+N_ROWS = 3 * 2 * 2 * (5 * 2 + 3)  # models x levels x seeds x rows (2 prompts each; creative writing: 1 x 3 seeds)
 
 
 def _env(url: str) -> dict:
@@ -117,7 +118,7 @@ def test_report_equals_a_recomputation_from_the_judgment_files(finished):
             cells[("base", 0.0)] = {u: 0.5 for u in cells[("ce", 0.0)]}
         for c in b["cells"]:
             s = cells[(c["model"], c["level"])]
-            assert c["n_prompts"] == len(s) == 2
+            assert c["n_prompts"] == len(s) >= 2
             assert c["mean"] == pytest.approx(sum(s.values()) / len(s))
         for c in b["comparisons"]:
             a, f = cells[(c["a"], c["level"])], cells[(c["b"], c["level"])]
@@ -137,13 +138,13 @@ def test_report_equals_a_recomputation_from_the_judgment_files(finished):
 
     fam = [c for b in rep["benchmarks"] for c in b["comparisons"]]
     assert [c["p_holm"] for c in fam] == pytest.approx(correct_pvalues([c["p"] for c in fam])["holm"])
-    assert rep["claims"][0]["family_size"] == 4 * 2 * 2 and rep["claims"][1]["family_size"] == 4 * 2 * 1
-    assert "Holm over 16 paired tests" in rep["claims_text"][0]
+    assert rep["claims"][0]["family_size"] == 6 * 2 * 2 and rep["claims"][1]["family_size"] == 6 * 2 * 1
+    assert "Holm over 24 paired tests" in rep["claims_text"][0]
     md = (out / "report" / "report.md").read_text()
     assert "Claim (a)" in md and "Drop under shift" in md
     # every row records its wall time, and the report totals them
     rows = [json.loads(x) for d in out.glob("*/level-*") for x in (d / "generations.jsonl").read_text().split("\n") if x.strip()]
-    assert len(rows) == 3 * 2 * 4 * 2 * 2 and all(r["wall_s"] > 0 for r in rows)
+    assert len(rows) == N_ROWS and all(r["wall_s"] > 0 for r in rows)
     assert rep["timing"]["decode_seconds"] == pytest.approx(sum(r["wall_s"] for r in rows))
     assert rep["forwards"]["measured"] == sum(r["nfe"] for r in rows)
 
@@ -158,7 +159,7 @@ def test_dry_run_predicts_forwards_exactly_and_time_within_2x(finished, capsys):
     calibrate(plan)
     d = plan_dict(plan)
     assert d["forwards_exact"] and d["forwards"] == rep["forwards"]["measured"]
-    assert d["rows"] == 96 and d["judge_requests"] == finished["requests"]
+    assert d["rows"] == N_ROWS and d["judge_requests"] == finished["requests"]
     decode = sum(s for b in d["benchmarks"] for s in b["seconds_per_model"].values())
     ratio = decode / rep["timing"]["decode_seconds"]
     print(f"dry-run decode estimate {decode:.2f} s vs measured {rep['timing']['decode_seconds']:.2f} s "

@@ -184,6 +184,7 @@ def calibrate(plan: Plan, steps: int = 4, console=None) -> None:
     from mdlm_bench.config import from_dict
     from mdlm_bench.decode.config import DecodeConfig
     from mdlm_bench.decode.prompts import encode_prompt
+    from mdlm_bench.evaluate.rows import given_history
     from mdlm_bench.models import load_model
 
     cfg = plan.cfg
@@ -195,8 +196,9 @@ def calibrate(plan: Plan, steps: int = 4, console=None) -> None:
         load_s = time.perf_counter() - t0
         lens = []
         for b in plan.benches:
-            b.prompt_tokens[label] = [[len(encode_prompt(model, [{"role": "user", "content": t}], cfg.chat))]
-                                      for p in b.prompts for t in [p["turns"][0]]]
+            b.prompt_tokens[label] = [[len(encode_prompt(model, given_history(p) + [{"role": "user", "content":
+                                                                                    p["turns"][0]}], cfg.chat))]
+                                      for p in b.prompts]  # as evaluate.rows.run_open_ended encodes them
             for toks, p in zip(b.prompt_tokens[label], b.prompts):  # later turns: their own text's tokens
                 toks += [len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in p["turns"][1:]]
             lens += [toks[0] for toks in b.prompt_tokens[label]]
@@ -248,6 +250,8 @@ def plan_dict(plan: Plan) -> dict:
 def print_plan(plan: Plan, console) -> dict:
     from rich.table import Table
 
+    from mdlm_bench.report.render import print_wide
+
     d = plan_dict(plan)
     cfg = plan.cfg
     t = Table(title=f"plan: {len(cfg.models)} models x {len(plan.benches)} benchmarks x levels "
@@ -259,7 +263,7 @@ def print_plan(plan: Plan, console) -> dict:
         t.add_row(b["benchmark"], f"{b['judge']} (baseline {b['baseline']})", str(b["prompts"]),
                   str(b["rows_per_model"]), "/".join(map(str, b["forwards_per_row"])), str(b["judge_requests"]),
                   *[_fmt_s(b["seconds_per_model"][m]) for m in cfg.models])
-    console.print(t)
+    print_wide(console, t)
     how = "exact (fixed schedule)" if d["forwards_exact"] else "at most (a parallel rule may stop earlier)"
     console.print(f"rows: {d['rows']}   forwards: {d['forwards']:,} {how}   judge requests: "
                   f"{d['judge_requests']:,}", soft_wrap=True)
