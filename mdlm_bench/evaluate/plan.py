@@ -81,7 +81,9 @@ class Plan:
                           for toks in bench.prompt_tokens[model] if len(toks) > t)
             for start in range(0, len(lens), cfg.batch_size):
                 chunk = lens[start:start + cfg.batch_size]
-                per_seed += self.nfe_per_turn * step_seconds(cal, len(chunk), chunk[-1] + G)
+                # loop iterations (a guided step's two forwards are timed as one step)
+                iters = int(cfg.decoding.get("steps", 64))
+                per_seed += iters * step_seconds(cal, len(chunk), chunk[-1] + G) + cal.get("call_s", 0.0)
         return per_seed * len(cfg.seeds) * len(cfg.levels)
 
     def total_seconds(self) -> Optional[float]:
@@ -158,7 +160,8 @@ class _Stop(Exception):
 
 
 def _time_steps(model, ids: List[List[int]], dec, n: int) -> float:
-    """Seconds per decode step of `generate` on these prompts, over n steps after one warm-up step."""
+    """Seconds per decode step of `generate` on these prompts: the median of n step intervals after one
+    warm-up step (the median, as other jobs on a shared machine stretch single steps)."""
     from mdlm_bench.decode.sampler import Hook, generate
 
     marks: List[float] = []
@@ -173,14 +176,27 @@ def _time_steps(model, ids: List[List[int]], dec, n: int) -> float:
         generate(model, ids, dec, list(range(len(ids))), (Timer(),))
     except _Stop:
         pass
-    if len(marks) < 3:
-        return float("nan")
-    return (marks[-1] - marks[1]) / (len(marks) - 2)
+    gaps = sorted(b - a for a, b in zip(marks[1:], marks[2:]))
+    return gaps[len(gaps) // 2] if gaps else float("nan")
 
 
-def calibrate(plan: Plan, steps: int = 4, console=None) -> None:
+def _overhead(model, ids: List[List[int]], dec, per_step: float) -> float:
+    """Seconds a whole `generate` call spends outside its steps (canvas set-up, detokenizing): one complete
+    decode with the fewest steps the blocks allow, minus those steps."""
+    import dataclasses
+
+    from mdlm_bench.decode.sampler import generate
+
+    fast = dataclasses.replace(dec, steps=dec.gen_length // dec.block_length)
+    t0 = time.perf_counter()
+    generate(model, ids, fast, list(range(len(ids))))
+    return max(0.0, time.perf_counter() - t0 - fast.steps * per_step)
+
+
+def calibrate(plan: Plan, steps: int = 6, console=None) -> None:
     """Per model: load it (timed), tokenize every prompt as the run will, time `steps` real decode steps at
-    the plan's smallest shape [1, shortest prompt + G] and largest [batch, longest prompt + G]."""
+    the plan's smallest shape [1, shortest prompt + G] and largest [batch, longest prompt + G] (twice each,
+    alternating), and the fixed cost of one generate call."""
     from mdlm_bench.config import from_dict
     from mdlm_bench.decode.config import DecodeConfig
     from mdlm_bench.decode.prompts import encode_prompt
@@ -206,17 +222,23 @@ def calibrate(plan: Plan, steps: int = 4, console=None) -> None:
         small, big = max(1, min(min(lens), room)), max(1, min(max(lens), room))
         pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
         b_big = cfg.batch_size
-        t_small = _time_steps(model, [[pad] * small], dec, steps)
-        t_big = _time_steps(model, [[pad] * big] * b_big, dec, steps)
+        few, many = [[pad] * small], [[pad] * big] * b_big
+        ts, tb = [], []
+        for _ in range(2):
+            ts.append(_time_steps(model, few, dec, steps))
+            tb.append(_time_steps(model, many, dec, steps))
+        t_small, t_big = sum(ts) / len(ts), sum(tb) / len(tb)
         x0, x1 = 1 * (small + G), b_big * (big + G)
         c1 = (t_big - t_small) / (x1 - x0) if x1 != x0 else 0.0
         c0 = t_small - c1 * x0
-        plan.calibration[label] = {"c0": c0, "c1": c1, "load_s": load_s, "steps_timed": steps, "room": room,
-                                   "points": [[1, small + G, t_small], [b_big, big + G, t_big]],
+        over = _overhead(model, few, dec, t_small)
+        plan.calibration[label] = {"c0": c0, "c1": c1, "call_s": over, "load_s": load_s, "steps_timed": steps,
+                                   "room": room, "points": [[1, small + G, t_small], [b_big, big + G, t_big]],
                                    "device": str(model.device)}
         if console is not None:
             console.print(f"calibrated {label} on {model.device}: {t_small * 1e3:.2f} ms/step at [1, {small + G}], "
-                          f"{t_big * 1e3:.2f} ms/step at [{b_big}, {big + G}]", soft_wrap=True)
+                          f"{t_big * 1e3:.2f} ms/step at [{b_big}, {big + G}], {over * 1e3:.1f} ms per call",
+                          soft_wrap=True)
         del model
 
 
@@ -266,7 +288,8 @@ def print_plan(plan: Plan, console) -> dict:
     print_wide(console, t)
     how = "exact (fixed schedule)" if d["forwards_exact"] else "at most (a parallel rule may stop earlier)"
     console.print(f"rows: {d['rows']}   forwards: {d['forwards']:,} {how}   judge requests: "
-                  f"{d['judge_requests']:,}", soft_wrap=True)
+                  f"{d['judge_requests']:,} at most (games a protocol settles without asking, such as empty "
+                  f"answers, send none)", soft_wrap=True)
     if d["estimated_seconds"] is not None:
         console.print(f"estimated time on this device: {_fmt_s(d['estimated_seconds'])} for generation and model "
                       f"loads (judging not included: it depends on the endpoint)", soft_wrap=True)
