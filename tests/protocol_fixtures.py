@@ -27,7 +27,7 @@ def hash_judge(payload):
         return json.dumps({"strengths": "s", "weaknesses": "w", "score": str(h % 10 + 1)}), None
     if first.startswith("CW-FIXTURE"):
         names = re.findall(r"^- (.+)$", first.split("Criteria:", 1)[1], re.M)
-        return "[Analysis]\nfine.\n\n[Scores]\n" + "\n".join(f"{n}: {(h >> (5 * i)) % 21}"
+        return "[Notes]\nfine.\n\n[Ratings]\n" + "\n".join(f"{n}: {(h >> (5 * i)) % 21}"
                                                              for i, n in enumerate(names)) + "\n", None
     if payload.get("logprobs"):
         p = 0.05 + 0.9 * (h % 997) / 996

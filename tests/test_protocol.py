@@ -106,6 +106,7 @@ def test_protocol_config_is_strict_and_told_apart_from_a_run_config(tmp_path):
 
 
 # --- the report ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_report_equals_a_recomputation_from_the_judgment_files(finished):
     out = finished["out"]
     rep = json.loads((out / "report" / "report.json").read_text())
@@ -152,6 +153,7 @@ def test_report_equals_a_recomputation_from_the_judgment_files(finished):
     assert rep["forwards"]["measured"] == sum(r["nfe"] for r in rows)
 
 
+@pytest.mark.slow
 def test_dry_run_predicts_forwards_exactly_and_time_within_2x(finished, capsys):
     from mdlm_bench.cli import main
     from mdlm_bench.evaluate.plan import calibrate, make_plan, plan_dict

@@ -193,10 +193,10 @@ def _overhead(model, ids: List[List[int]], dec, per_step: float) -> float:
     return max(0.0, time.perf_counter() - t0 - fast.steps * per_step)
 
 
-def calibrate(plan: Plan, steps: int = 6, console=None) -> None:
+def calibrate(plan: Plan, steps: int = 8, console=None) -> None:
     """Per model: load it (timed), tokenize every prompt as the run will, time `steps` real decode steps at
-    the plan's smallest shape [1, shortest prompt + G] and largest [batch, longest prompt + G] (twice each,
-    alternating), and the fixed cost of one generate call."""
+    the plan's smallest shape [1, shortest prompt + G] and largest [batch, longest prompt + G] (three times
+    each, alternating), and the fixed cost of one generate call."""
     from mdlm_bench.config import from_dict
     from mdlm_bench.decode.config import DecodeConfig
     from mdlm_bench.decode.prompts import encode_prompt
@@ -224,7 +224,7 @@ def calibrate(plan: Plan, steps: int = 6, console=None) -> None:
         b_big = cfg.batch_size
         few, many = [[pad] * small], [[pad] * big] * b_big
         ts, tb = [], []
-        for _ in range(2):
+        for _ in range(3):
             ts.append(_time_steps(model, few, dec, steps))
             tb.append(_time_steps(model, many, dec, steps))
         t_small, t_big = sum(ts) / len(ts), sum(tb) / len(tb)
