@@ -18,8 +18,8 @@ WB_PAIR_TPL = ("WB-PAIRWISE-FIXTURE\n<history>{$history}</history>\n<query>{$use
 CW_TPL = ("CW-FIXTURE\nPrompt: {writing_prompt}\n[PIECE]\n{test_model_response}\n[END]\n"
           "Criteria:\n{creative_writing_criteria}\nLower is better: {lower_is_better_criteria}\n"
           "Reply with one 'Criterion: score' line per criterion (0-20).\n")
-CW_CRITERIA = ["Vivid imagery", "Coherent", "Overwrought"]
-CW_NEGATIVE = ["Overwrought"]
+CW_CRITERIA = ["Vivid scenes", "Logic", "Stilted"]
+CW_NEGATIVE = ["Stilted"]
 TAGS = ["Planning", "Coding & Debugging", "Math", "Creative Writing", "Information seeking", "Reasoning"]
 
 
@@ -83,5 +83,5 @@ def paper_judge(payload):
     if text.startswith("CW-FIXTURE"):
         q = _quality(_between(text, "[PIECE]", "[END]"), 10)
         names = re.findall(r"^- (.+)$", text.split("Criteria:", 1)[1], re.M)
-        return "[Analysis]\nfine.\n\n[Scores]\n" + "\n".join(f"{n}: {q}" for n in names) + "\n", None
+        return "[Notes]\nfine.\n\n[Ratings]\n" + "\n".join(f"{n}: {q}" for n in names) + "\n", None
     return marker_judge(payload)

@@ -67,7 +67,9 @@ def test_hub_copy_loads_through_datasets_like_the_local_files(hub_repo, tmp_path
         assert [(p["uid"], p["turns"], p["category"], p["reference"]) for p in prompts] == \
                [(p["uid"], p["turns"], p["category"], p["reference"]) for p in want]
     wild = benchdata.load_bench("wildbench")[0]
-    assert wild[0]["turns"] == ["hi", "fix my loop"] and wild[0]["extra"]["checklist"] == ["is it correct?"]
+    # only the last turn is generated; the given history (with its assistant turn) rides along
+    assert wild[0]["turns"] == ["fix my loop"] and wild[0]["extra"]["checklist"] == ["is it correct?"]
+    assert [m["content"] for m in wild[0]["extra"]["history"]] == ["hi", "hello"]
 
 
 def test_local_copy_wins_over_the_hub(hub_repo, tmp_path):

@@ -8,11 +8,11 @@ from mdlm_bench.judge.protocols import creative_writing as cw
 
 
 def test_score_parsing_as_parse_judge_scores_creative():
-    text = ("[Scores]\n\nImagery: 14\nPacing: Score 9.5\nOverwrought: [3]\nTell-Don't-Show: 25\n"
-            "Coherent: -2\nno number here\n")
+    text = ("[Ratings]\n\nScenery: 14\nPacing: Score 9.5\nStilted: [3]\nFlat-Ending: 25\n"
+            "Logic: -2\nno number here\n")
     got = cw.parse_scores(text)
     # 'Name: N', 'Name: Score N', 'Name: [N]'; above 20 dropped; negatives kept
-    assert got == {"Imagery": 14.0, "Pacing": 9.5, "Overwrought": 3.0, "Coherent": -2.0}
+    assert got == {"Scenery": 14.0, "Pacing": 9.5, "Stilted": 3.0, "Logic": -2.0}
     # both patterns run over the whole reply (names never cross a line, whitespace after ':' may); the
     # bracket pattern is read second, so it overrides a name both give
     assert cw.parse_scores("Voice: [12]") == {"Voice": 12.0}
@@ -21,12 +21,12 @@ def test_score_parsing_as_parse_judge_scores_creative():
 
 
 def test_inverted_criteria_and_piece_score():
-    neg = ["Overwrought", "Purple Prose"]
+    neg = ["Stilted", "Gaudy Wording"]
     # invert_if_negative: 20 - s for lower-is-better criteria (exact name)
-    s = cw.piece_score({"Imagery": 14.0, "Overwrought": 3.0, "Purple Prose": 20.0, "overwrought": 3.0}, neg)
+    s = cw.piece_score({"Scenery": 14.0, "Stilted": 3.0, "Gaudy Wording": 20.0, "stilted": 3.0}, neg)
     assert s == pytest.approx((14 + 17 + 0 + 3) / 4)
     # a negative criterion scored below 0 inverts above 20 and is dropped
-    assert cw.piece_score({"Imagery": 10.0, "Overwrought": -1.0}, neg) == pytest.approx(10.0)
+    assert cw.piece_score({"Scenery": 10.0, "Stilted": -1.0}, neg) == pytest.approx(10.0)
     assert cw.piece_score({}, neg) is None
 
 

@@ -29,7 +29,8 @@ def _write(run: Path, task: str, prompts, outputs):
     run.mkdir(parents=True, exist_ok=True)
     with open(run / "generations.jsonl", "w") as f:
         for p, out in zip(prompts, outputs):
-            f.write(json.dumps({"task": task, "uid": p["uid"], "seed": 0, "prompt": p["turns"][0], "output": out}) + "\n")
+            row = {"task": task, "uid": p["uid"], "seed": 0, "prompt": p["turns"][0], "output": out}
+            f.write(json.dumps(row) + "\n")
     return run
 
 
@@ -124,8 +125,8 @@ def test_creative_writing_v3_end_to_end_hand_computed(tmp_path):
     assert len(sent) == 5 and sent[0]["max_tokens"] == 1000 and sent[0]["temperature"] == 0.0
     text = sent[0]["messages"][0]["content"]
     # the judge sees the base prompt (core/conversation.py formats with base_prompt), the criteria as '- ' lines
-    assert "about <SEED>." in text and "- Vivid imagery\n- Coherent\n- Overwrought" in text
-    assert "Lower is better: Overwrought" in text
+    assert "about <SEED>." in text and "- Vivid scenes\n- Logic\n- Stilted" in text
+    assert "Lower is better: Stilted" in text
     s = _summary(run, "creative-writing-v3")
     # each piece: criteria q, q and inverted 20 - q -> mean (2q + 20 - q) / 3; the empty piece is not judged
     pieces = [(2 * q + 20 - q) / 3 for q in qs if q is not None]
@@ -149,6 +150,17 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys):
         assert cli.main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and "\n" not in err and want in err
+    make_wildbench(tmp_path / "bench")  # templates back
+    bad = tmp_path / "ref.json"
+    bad.write_text(json.dumps([{"id": "wb0", "output": "x"}]))
+    before = sorted(p.name for p in run.rglob("*"))
+    for extra, want in ((["--baseline", str(bad)], "lacks 'session_id'"),
+                        (["--baseline", str(tmp_path / "nowhere")], "does not exist")):
+        assert cli.main(_args("wildbench-reward", run, "http://127.0.0.1:9/v1", "--bench-dir", str(bench),
+                              *extra)) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "\n" not in err and want in err, err
+    assert sorted(p.name for p in run.rglob("*")) == before  # nothing written, nothing lost
 
 
 def test_wildbench_generation_is_conditioned_on_the_given_history(tiny_path, tmp_path, monkeypatch):
@@ -178,3 +190,45 @@ def test_wildbench_generation_is_conditioned_on_the_given_history(tiny_path, tmp
     assert want in seen and len(seen) == 2  # one generated reply per prompt: the final one
     text = model.tokenizer.decode(want)
     assert text.index("Hello 0") < text.index("GIVEN-ASSISTANT-REPLY-0") < text.index("Now question 0?")
+
+
+def test_sweep_judges_every_level_on_paper_benches_and_report_pairs_them(tiny_path, tmp_path):
+    from mdlm_bench.evaluate.run import RunConfig
+    from mdlm_bench.evaluate.sweep import SweepConfig, execute_sweep, level_dir
+    from mdlm_bench.judge.config import JudgeConfig
+
+    bench = make_creative_writing(make_wildbench(tmp_path / "bench", n=2), n=1)
+    run = RunConfig(model=str(tiny_path), tasks=["wildbench", "creative-writing-bench"], seeds=[0],
+                    bench_dir=str(bench), decoding={"gen_length": 8, "steps": 8, "block_length": 8},
+                    perturbation={"operator": "shift", "fraction": 0.0})
+    benches = ["wildbench-score", "wildbench-reward", "creative-writing-v3"]
+    with JudgeServer(responder=paper_judge) as srv:
+        judge = JudgeConfig(base_url=srv.url, model="fake-judge", api_key_env="none", backoff_base_s=0.01)
+        summary = execute_sweep(SweepConfig(run=run, fractions=[0.3], judge_benches=benches), tmp_path / "sw",
+                                judge=judge)
+    lv0, lv1 = summary["levels"]
+    assert set(lv0["judged"]) == {"wildbench-score", "creative-writing-v3"}  # single grading on level 0 too
+    assert set(lv1["judged"]) == set(benches) and all(v["complete"] for v in lv1["judged"].values())
+    assert "level-0" in lv1["judged"]["wildbench-reward"]["baseline"]
+    with pytest.raises(Exception, match="did you mean 'wildbench-score'"):
+        SweepConfig(run=run, fractions=[0.3], judge_benches=["wildbench-scor"]).validate()
+    out = tmp_path / "rep"
+    assert cli.main(["report", str(level_dir(tmp_path / "sw", 0.0)), str(level_dir(tmp_path / "sw", 0.3)),
+                     "--out", str(out), "--resamples", "200", "--permutations", "200"]) == 0
+    text = json.dumps(json.loads((out / "report.json").read_text())["comparisons"])
+    assert "judge:wildbench-score" in text and "judge:creative-writing-v3" in text
+
+
+def test_ls_judges_lists_them_with_what_each_needs(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    assert cli.main(["ls", "judges"]) == 0
+    out = capsys.readouterr().out
+    for name, need in (("wildbench-score", "eval_template.score.v2.md"),
+                       ("wildbench-reward", "--baseline RUN_DIR|FILE"),
+                       ("creative-writing-v3", "negative_criteria.txt")):
+        lines = out.splitlines()
+        start = next(i for i, ln in enumerate(lines) if f"│ {name} " in ln)
+        rows = [lines[start]] + [ln for ln in lines[start + 1:]][:8]
+        end = next((k for k, ln in enumerate(rows[1:], 1) if not ln.startswith("│  ")), len(rows))
+        block = "".join(ln.split("│")[3] for ln in rows[:end] if ln.count("│") >= 4)  # the needs column
+        assert "".join(need.split()) in "".join(block.split()), (name, block)

@@ -78,9 +78,9 @@ def test_five_paper_benchmarks_generate_judge_resume_report(tiny_path, tmp_path,
     for b in JUDGED:
         s = json.loads((run / "judgments" / f"{b}.summary.json").read_text())
         assert s["complete"] and s["failed_games"] == 0 and s["n_items"] == s["n_items_total"] > 0, b
-        assert "ci" in s and s["provenance"] and s["bench"] == b
+        assert "ci" in s and s["provenance"] and s["bench"] == b and s["upstream"], b
         if b in ("wildbench-score", "wildbench-reward", "creative-writing-v3"):
-            assert s["score"] is not None and s["upstream"].split("@")[1], b
+            assert s["score"] is not None and len(s["upstream"].split("@")[1]) == 40, b  # pinned commit
     assert cli.main(["report", str(base), str(run), "--out", str(tmp_path / "rep"), "--resamples", "200",
                      "--permutations", "200", "--label", "orig", "shift"]) == 0
     rep = json.loads((tmp_path / "rep" / "report.json").read_text())

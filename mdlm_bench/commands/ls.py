@@ -19,10 +19,10 @@ JUDGE_NEEDS = {
     "AlpacaEval": "alpaca-eval/weighted_alpaca_eval_gpt4_turbo.yaml, gpt4_1106_preview_outputs.json",
     "MTBench": "mt-bench/judge_prompts.jsonl, question.jsonl, reference_answer_gpt-4.jsonl",
     "Pairwise": "--baseline RUN_DIR (the generic prompt ships with mdlm-bench)",
-    "WildBenchScore": "wildbench/*.jsonl (v2 rows), wildbench/eval_template.score.v2.md",
-    "WildBenchReward": "wildbench/*.jsonl, wildbench/eval_template.pairwise.v2.md, --baseline RUN_DIR|FILE",
-    "CreativeWriting": "creative-writing-bench/creative_writing_prompts_v3.json, creative_writing_criteria.txt, "
-                       "negative_criteria.txt, creative_writing_judging_prompt.txt",
+    "WildBenchScore": "a run of task wildbench; wildbench/eval_template.score.v2.md (+ the v2 rows, local or hub)",
+    "WildBenchReward": "a run of task wildbench; wildbench/eval_template.pairwise.v2.md; --baseline RUN_DIR|FILE",
+    "CreativeWriting": "a run of task creative-writing-bench; creative-writing-bench/creative_writing_prompts_v3.json, "
+                       "creative_writing_criteria.txt, negative_criteria.txt, creative_writing_judging_prompt.txt",
 }
 WHAT = ("models", "tasks", "perturbations", "judges", "recipes", "remasking")
 
@@ -97,8 +97,9 @@ def _judges(console):
     from mdlm_bench.judge.protocols import PROTOCOLS
 
     t = Table(title="judges (mdlm-bench judge --bench NAME)")
-    for c in ("bench", "protocol", "needs (under --bench-dir)"):
-        t.add_column(c)
+    t.add_column("bench", no_wrap=True)
+    for c in ("protocol", "needs (under --bench-dir)"):
+        t.add_column(c, overflow="fold")
     for name, cls in PROTOCOLS.items():
         t.add_row(name, JUDGE_HELP.get(cls.__name__, cls.__name__), JUDGE_NEEDS.get(cls.__name__, "-"))
     console.print(t)

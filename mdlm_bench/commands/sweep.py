@@ -14,6 +14,9 @@ def add_arguments(p):
     p.add_argument("--task", dest="task", help="alias of --tasks")
     p.add_argument("--fractions", help="comma-separated fractions (default: the spec's sweep block, else "
                                        "0,0.005,0.01,0.02,0.05)")
+    p.add_argument("--judge-bench", action="append", metavar="BENCH",
+                   help="with a judge endpoint: judge every level on this bench (repeatable; default pairwise vs "
+                        "level 0; e.g. wildbench-score, creative-writing-v3, wildbench-reward; see 'ls judges')")
 
 
 def main(args) -> int:
@@ -47,7 +50,7 @@ def main(args) -> int:
             raise UserError(f"--fractions must be comma-separated numbers, got '{args.fractions}'") from None
     else:
         fractions = [float(x) for x in defaults.get("fractions", [0.0, 0.005, 0.01, 0.02, 0.05])]
-    sweep = SweepConfig(run=cfg, fractions=fractions).validate()
+    sweep = SweepConfig(run=cfg, fractions=fractions, judge_benches=args.judge_bench or ["pairwise"]).validate()
     out = Path(args.out) if args.out else Path("runs") / f"sweep-{Path(cfg.model).name}-{cfg.digest()}"
     from mdlm_bench.rundir import claim_dir
 

@@ -26,6 +26,9 @@ SWEEP_FILE = "sweep.json"
 class SweepConfig:
     run: RunConfig
     fractions: List[float] = field(default_factory=lambda: [0.0, 0.005, 0.01, 0.02, 0.05])
+    # judge benches run on every level when a judge is given: "pairwise" (each level vs level 0), or any
+    # `mdlm-bench ls judges` name (a bench with a baseline is judged against level 0)
+    judge_benches: List[str] = field(default_factory=lambda: ["pairwise"])
 
     def validate(self) -> "SweepConfig":
         if not self.run.perturbation:
@@ -36,6 +39,10 @@ class SweepConfig:
         if 0.0 not in self.fractions:
             self.fractions = [0.0] + list(self.fractions)  # every level is compared with level 0
         self.fractions = sorted(set(float(f) for f in self.fractions))
+        from mdlm_bench.judge.protocols import PROTOCOLS
+
+        for b in self.judge_benches:
+            PROTOCOLS.get(b)  # unknown names: did-you-mean error
         return self
 
 
@@ -184,6 +191,28 @@ def judge_levels(judge, out: Path, fractions: List[float], console=None) -> Dict
     return results
 
 
+def judge_levels_on(judge, out: Path, cfg: SweepConfig, benches: List[str], console=None) -> Dict[float, dict]:
+    """Judge each level on benchmark protocols (WB-Score, Creative-Writing v3, ...): single grading on every
+    level, pairwise protocols against level 0. Per-prompt scores stay in each level's judgments/, where
+    `mdlm-bench report` pairs them by prompt."""
+    from mdlm_bench.judge.config import JudgeOptions
+    from mdlm_bench.judge.protocols import PROTOCOLS
+    from mdlm_bench.judge.runner import judge_run
+
+    results: Dict[float, dict] = {}
+    for f in cfg.fractions:
+        for b in benches:
+            paired = PROTOCOLS.get(b).needs_baseline
+            if paired and f == 0.0:
+                continue
+            opts = JudgeOptions(bench=b, run_dir=str(level_dir(out, f)), bench_dir=cfg.run.bench_dir,
+                                baseline=str(level_dir(out, 0.0)) if paired else None)
+            s = judge_run(judge, opts, console=console, show_progress=console is not None)
+            results.setdefault(f, {})[b] = {k: s.get(k) for k in ("score", "ci", "ci_level", "baseline", "n_items",
+                                                                 "parse_failure_rate", "judge_model", "complete")}
+    return results
+
+
 def execute_sweep(cfg: SweepConfig, out: Path, overwrite: bool = False, console=None, judge=None) -> dict:
     """Decode every level (resuming rows already done), judge levels against level 0 when a judge
     endpoint is given, then write sweep.json and sweep.png."""
@@ -215,10 +244,13 @@ def _execute_sweep_locked(cfg: SweepConfig, out: Path, overwrite: bool, console,
     from mdlm_bench.dist import current
 
     if judge is not None and current().main:
-        judged = judge_levels(judge, out, cfg.fractions, console)
+        judged = judge_levels(judge, out, cfg.fractions, console) if "pairwise" in cfg.judge_benches else {}
+        others = judge_levels_on(judge, out, cfg, [b for b in cfg.judge_benches if b != "pairwise"], console)
         for lv in summary["levels"]:
             if lv["fraction"] in judged:
                 lv["judge_vs_level0"] = judged[lv["fraction"]]
+            if others.get(lv["fraction"]):
+                lv["judged"] = others[lv["fraction"]]
     if current().main:
         write_json(out / SWEEP_FILE, summary)
         plot_sweep(summary, out / "sweep.png")

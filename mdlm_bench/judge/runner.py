@@ -75,7 +75,7 @@ def build_items(proto: Protocol, opts: JudgeOptions) -> Tuple[List[Item], Option
     check_missing(proto.bench, run_dir, uids, per_uid)
     baseline_label, base_of = None, None
     if proto.needs_baseline:
-        if opts.baseline in (None, "published") or Path(opts.baseline).is_file():
+        if opts.baseline in (None, "published") or (proto.baseline_file and Path(opts.baseline).is_file()):
             baseline_label, answers = proto.published_baseline(prompts)
             lacking = [u for u in uids if u not in answers]
             if lacking:
@@ -286,7 +286,7 @@ def _summary(cfg: JudgeConfig, opts: JudgeOptions, proto: Protocol, items: List[
     failed = [r for r in rows if r.get("status") == "failed"]
     head = {"bench": proto.bench, "judge_model": cfg.model, "kind": proto.kind, "baseline": baseline_label,
             "score": scored.pop("score"), "ci": scored.pop("ci"), "ci_level": proto.ci_level,
-            "items": scored.pop("items")}
+            "items": scored.pop("items"), "upstream": scored.pop("upstream", None) or proto.upstream}
     if proto.kind == "pairwise":
         for k in ("wins", "ties", "losses", "position_consistency", "parse_failure_rate"):
             head[k] = scored.pop(k)
@@ -326,7 +326,7 @@ def print_summary(summary: Dict[str, Any], console) -> None:
         t.add_row("coverage", summary["partial"]["label"])
     if summary.get("headline"):
         t.add_row("headline", summary["headline"])
-    t.add_row("win rate" if pct else "mean rating", _fmt(summary["score"], pct))
+    t.add_row(summary.get("score_name") or ("win rate" if pct else "mean rating"), _fmt(summary["score"], pct))
     t.add_row(f"{level}% CI", f"{_fmt(lo, pct)} .. {_fmt(hi, pct)}")
     if pct:
         t.add_row("wins / ties / losses", f"{summary['wins']} / {summary['ties']} / {summary['losses']}")

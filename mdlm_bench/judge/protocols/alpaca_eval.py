@@ -42,6 +42,7 @@ def is_switched(instruction: str) -> bool:
 
 class AlpacaEval(Protocol):
     kind = "pairwise"
+    upstream = "tatsu-lab/alpaca_eval (weighted_alpaca_eval_gpt4_turbo, length_controlled_v1)"
     default_ci_level = 0.95
 
     def __init__(self, bench, bench_dir, opts):

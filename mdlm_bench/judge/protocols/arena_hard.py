@@ -136,6 +136,7 @@ def summarize_pairwise(items: List[Item], rows: List[dict], level: float, rounds
 
 class ArenaHard(Protocol):
     kind = "pairwise"
+    upstream = "lmarena/arena-hard-auto (judge files from BENCH_DIR)"
     default_ci_level = 0.90  # v2.0 reports 5th-95th percentiles; v0.1 reported 2.5th-97.5th (set below)
 
     def __init__(self, bench, bench_dir, opts):

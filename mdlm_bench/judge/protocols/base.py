@@ -36,8 +36,10 @@ class Parsed:
 class Protocol:
     name: str = ""
     kind: str = "pairwise"  # or "single"
+    upstream: str = ""  # whose rules the protocol follows (recorded in the summary)
     default_ci_level: float = 0.95
     needs_baseline: bool = True
+    baseline_file: bool = False  # --baseline FILE (reference outputs) goes to published_baseline
     partial: Optional[tuple] = None  # (prompts judged, prompts in the benchmark) under --allow-partial
 
     def __init__(self, bench: str, bench_dir: Optional[Path], opts: JudgeOptions):

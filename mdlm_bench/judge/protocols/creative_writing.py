@@ -65,6 +65,7 @@ def _lines(path) -> List[str]:
 
 class CreativeWriting(Protocol):
     kind = "single"
+    upstream = UPSTREAM
     needs_baseline = False
 
     def __init__(self, bench, bench_dir, opts):
@@ -94,7 +95,8 @@ class CreativeWriting(Protocol):
                                           creative_writing_criteria="\n".join("- " + c for c in self.criteria),
                                           lower_is_better_criteria=", ".join(self.negative))
         except (KeyError, IndexError, ValueError) as e:
-            raise UserError(f"{self.paths['prompt']}: not a str.format template ({e}); use the published file") from None
+            raise UserError(f"{self.paths['prompt']}: not a str.format template ({e}); use the published "
+                            f"file") from None
         # an empty generation is not judged (conversation.py): a fixed empty judgment, no request
         return [Game(item, 0, [{"role": "user", "content": prompt}], dict(PARAMS), {},
                      fixed="" if not text else None)]
@@ -123,7 +125,8 @@ class CreativeWriting(Protocol):
             # the uid of the prompt (not the iteration): CIs resample prompts with all their iterations
             out.append({"uid": it.uid, "seed": it.seed, "task": it.task, "score": s * SCALE, "piece_score": s,
                         "prompt_id": e.get("prompt_id", it.uid), "iteration": e.get("iteration")})
-            per_cat[str(it.category)].append(s * SCALE)
+            if it.category:
+                per_cat[str(it.category)].append(s * SCALE)
         o, level = self.opts, self.ci_level
         by_prompt = [{**x, "uid": x["prompt_id"]} for x in out]
         ci = ci_over_prompts(by_prompt, lambda xs: float(np.mean([x["piece_score"] for x in xs])) * SCALE,
@@ -132,6 +135,7 @@ class CreativeWriting(Protocol):
         answered = [r for r in rows if r["status"] == "ok" and not (r.get("info") or {}).get("skipped")]
         return {
             "score": b["eqbench_creative_score"] if out else None, "ci": ci,
+            "score_name": "Creative Writing v3 (0-100)",
             "headline": "Creative Writing v3 rubric score (0-100): mean piece score (0-20) x 5",
             "overall_score_0_20": b["overall_score"] if out else None,
             "categories": {c: float(np.mean(v)) for c, v in sorted(per_cat.items())},

@@ -36,6 +36,7 @@ def _ratio_ci(sums: List[float], counts: List[int], level: float, rounds: int, s
 
 class MTBench(Protocol):
     kind = "single"
+    upstream = "lm-sys/FastChat llm_judge (judge_prompts.jsonl from BENCH_DIR)"
     needs_baseline = False
     default_ci_level = 0.95
 

@@ -28,6 +28,7 @@ def render_turns(turns: List[str], label: str) -> str:
 
 class Pairwise(Protocol):
     kind = "pairwise"
+    upstream = "mdlm-bench generic pairwise prompt (or arena-hard-v0.1's)"
     default_ci_level = 0.95
 
     def __init__(self, bench, bench_dir, opts):

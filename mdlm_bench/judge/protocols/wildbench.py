@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from mdlm_bench.benchdata import expect_file, load_prompts, read_json_strict, read_jsonl_strict
+from mdlm_bench.benchdata import expect_file, load_hub, load_prompts, read_json_strict, read_jsonl_strict
 from mdlm_bench.errors import UserError
 from mdlm_bench.judge import wildbench_rules as wb
 from mdlm_bench.judge.answers import Item
@@ -36,6 +36,14 @@ def _template(bench_dir: Optional[Path], mode: str, bench: str) -> tuple:
     if missing:
         raise UserError(f"{path} has no placeholder {{${missing[0]}}}; use allenai/WildBench's evaluation/{name}")
     return path, text
+
+
+def wildbench_prompts(bench_dir: Path) -> List[dict]:
+    """The v2 rows: BENCH_DIR/wildbench/*.jsonl|*.json, else the pinned hub copy (as `mdlm-bench run` reads them)."""
+    folder = Path(bench_dir) / "wildbench"
+    if any(folder.glob("*.jsonl")) or any(folder.glob("*.json")):
+        return load_prompts("wildbench", bench_dir)
+    return load_hub("wildbench")
 
 
 def _tags(item: Item) -> List[str]:
@@ -75,6 +83,7 @@ def _parse_failures(rows: List[dict]) -> Optional[float]:
 
 class WildBenchScore(Protocol):
     kind = "single"
+    upstream = wb.UPSTREAM
     needs_baseline = False
 
     def __init__(self, bench, bench_dir, opts):
@@ -85,11 +94,12 @@ class WildBenchScore(Protocol):
         return ["wildbench"]
 
     def prompts(self):
-        return load_prompts("wildbench", self.bench_dir)
+        return wildbench_prompts(self.bench_dir)
 
     def games(self, item: Item) -> List[Game]:
         e, answer = item.extra or {}, item.answer[-1]
-        prompt = wb.score_prompt(self.template, e.get("history") or [], item.turns[-1], answer, e.get("checklist") or [])
+        prompt = wb.score_prompt(self.template, e.get("history") or [], item.turns[-1], answer,
+                                 e.get("checklist") or [])
         fixed = wb.empty_score_reply() if answer.strip() == "" else None
         return [Game(item, 0, [{"role": "user", "content": prompt}], dict(wb.PARAMS), {}, fixed=fixed)]
 
@@ -113,7 +123,8 @@ class WildBenchScore(Protocol):
                         "category": it.category, "groups": _tags(it), "in_task_scores": kept})
 
         def table(xs):
-            return wb.score_table([x["score"] for x in xs], [x["in_task_scores"] for x in xs], [x["groups"] for x in xs])
+            return wb.score_table([x["score"] for x in xs], [x["in_task_scores"] for x in xs],
+                                  [x["groups"] for x in xs])
 
         def macro(xs):
             return table(xs)["task_macro_score"]
@@ -122,7 +133,7 @@ class WildBenchScore(Protocol):
         o, level = self.opts, self.ci_level
         ci = lambda f: ci_over_prompts(out, f, level, o.bootstrap_rounds, o.seed)  # noqa: E731
         return {
-            "score": t.get("task_macro_score"), "ci": ci(macro),
+            "score": t.get("task_macro_score"), "ci": ci(macro), "score_name": "WB-Score (task macro)",
             "headline": "WB-Score: task macro of the adjusted (s - 5) * 2 group scores (leaderboard weights)",
             "mean_score": t.get("score"), "adjusted_score": t.get("adjusted_score"),
             "adjusted_score_ci": ci(lambda xs: (float(np.mean([x["score"] for x in xs])) - 5.0) * 2.0),
@@ -135,6 +146,8 @@ class WildBenchScore(Protocol):
 
 class WildBenchReward(Protocol):
     kind = "pairwise"
+    upstream = wb.UPSTREAM
+    baseline_file = True
 
     def __init__(self, bench, bench_dir, opts):
         super().__init__(bench, bench_dir, opts)
@@ -146,7 +159,7 @@ class WildBenchReward(Protocol):
         return ["wildbench"]
 
     def prompts(self):
-        ps = load_prompts("wildbench", self.bench_dir)
+        ps = wildbench_prompts(self.bench_dir)
         rng = random.Random(wb.ASSIGNMENT_SEED)  # one draw per benchmark row, in file order (eval.py)
         self._sides = {p["uid"]: rng.random() < 0.5 for p in ps}  # True: the model under test is A
         return ps
@@ -215,6 +228,7 @@ class WildBenchReward(Protocol):
         ci = lambda f: ci_over_prompts(out, f, level, o.bootstrap_rounds, o.seed)  # noqa: E731
         return {
             "score": t.get("reward"), "ci": ci(lambda xs: table(xs)["reward"]),
+            "score_name": f"WB-Reward (K={self.k})",
             "headline": f"WB-Reward (K={self.k}): +1 / +0.5 / 0 / -0.5 / -1 per pair, mean over judged pairs",
             "task_macro_reward": t.get("task_macro_reward"),
             "task_macro_reward_ci": ci(lambda xs: table(xs)["task_macro_reward"]),
@@ -222,7 +236,8 @@ class WildBenchReward(Protocol):
             "wins": t["win_much"] + t["win"], "ties": t["tie"], "losses": t["lose"] + t["lose_much"],
             "outcomes": {k: t[k] for k in wb.OUTCOME_REWARD}, "excluded_pairs": sum(x["outcome"] is None for x in out),
             "position_consistency": None, "length_margin_K": self.k,
-            "item_score": "(reward + 1) / 2: 1 = A++ for the model, 0.5 = tie or excluded, 0 = the baseline's A++", "ci_method": "percentile bootstrap over prompts",
+            "item_score": "(reward + 1) / 2: 1 = A++ for the model, 0.5 = tie or excluded, 0 = the baseline's A++",
+            "ci_method": "percentile bootstrap over prompts",
             "parse_failure_rate": _parse_failures(rows), "n_items": len(out), "n_items_total": len(items),
             "upstream": wb.UPSTREAM, "items": out,
         }
