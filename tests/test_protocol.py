@@ -88,6 +88,8 @@ def test_protocol_config_is_strict_and_told_apart_from_a_run_config(tmp_path):
            ({**good, "focus": "c"}, "not a model label"),
            ({**good, "benchmarks": {"mt": {"judge": "mt-bench2"}}}, "did you mean 'mt-bench'"),
            ({**good, "benchmarks": {"mt": {"judge": "mt-bench", "baseline": "gpt4"}}}, "baseline 'gpt4'"),
+           ({**good, "benchmarks": {"mt": {"judge": "mt-bench", "baseline": "original"}}}, "grades single"),
+           ({**good, "benchmarks": {"ah": {"judge": "arena-hard-v2.0"}}}, "compares with a baseline"),
            ({**good, "levels": [1.5]}, "levels"), ({**good, "limit": 0}, "limit"),
            ({**good, "decoding": {"gen_length": 10, "block_length": 4}}, "multiple of block_length")]
     for data, msg in bad:

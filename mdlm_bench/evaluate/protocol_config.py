@@ -96,6 +96,13 @@ class ProtocolConfig:
             if spec.baseline not in BASELINES:
                 raise UserError(f"{where}: benchmark '{label}': baseline '{spec.baseline}' is not one of "
                                 f"{', '.join(BASELINES)}")
+            paired = PROTOCOLS.get(spec.judge).needs_baseline
+            if paired and spec.baseline == "none":
+                raise UserError(f"{where}: benchmark '{label}': {spec.judge} compares with a baseline; set baseline: "
+                                "original (the original model's unperturbed run) or published")
+            if not paired and spec.baseline != "none":
+                raise UserError(f"{where}: benchmark '{label}': {spec.judge} grades single answers; drop its "
+                                f"baseline ('{spec.baseline}')")
         if not self.levels or any(not 0.0 <= f <= 1.0 for f in self.levels):
             raise UserError(f"{where}: `levels` must be fractions in [0, 1], got {self.levels}")
         self.levels = sorted(set(float(f) for f in self.levels) | {0.0})  # every drop is against level 0
