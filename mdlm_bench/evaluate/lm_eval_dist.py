@@ -13,9 +13,14 @@ class ProcessGroupMixin:
     """For an lm_eval.api.model.LM subclass; call `_join_process_group()` in __init__."""
 
     def _join_process_group(self) -> None:
+        import torch.distributed as td
+
+        if td.is_available() and td.is_initialized():  # `mdlm-bench run` has joined it already
+            self._rank, self._world_size = td.get_rank(), td.get_world_size()
+            return
         from mdlm_bench.dist import current
 
-        d = current()
+        d = current()  # `python -m mdlm_bench.evaluate.lm_eval` under a launcher: join it here
         self._rank, self._world_size = d.rank, d.world
 
     def all_gather(self, tensor):
