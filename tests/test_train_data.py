@@ -53,6 +53,17 @@ def test_shipped_recipes_load_and_are_matched():
         differ = {k for k in da if da[k] != db[k]}
         assert differ <= loss_only, differ
         assert recipes[b].loss == "slack_ctc" and recipes[a].loss == "ce"
+    # At 8B the pair differs exactly in the loss and the slack placement, and slack-CTC uses what the dev grid
+    # chose (reports/slack-ctc-grid.md: trailing slack, band 1), the same as the shipped tiny-slack-ctc.
+    da, db = recipes["ce"].to_dict(), recipes["slack-ctc"].to_dict()
+    assert {k for k in da if da[k] != db[k]} == {"loss", "pad_with", "ctc_band"}
+    for k in ("pad_with", "ctc_band", "slack_insert_rate", "slack_count", "ce_weight", "displace_rate"):
+        assert db[k] == recipes["tiny-slack-ctc"].to_dict()[k], k
+    # Every answer evaluation asks for is kept: the maximum canvas covers the longest decode (1024), long
+    # answers are truncated and counted rather than dropped, and canvases are bucketed.
+    for name in ("ce", "slack-ctc"):
+        r = recipes[name]
+        assert r.canvas >= 1024 and r.overflow == "truncate" and r.canvas_multiple > 0 and r.gradient_checkpointing
     # The paper's protocol: both tiny fine-tunes start from the bundled original.
     assert recipes["tiny-ce"].model == recipes["tiny-slack-ctc"].model == "tiny-base"
     assert recipes["tiny-base"].loss == "ce" and recipes["tiny-base"].model.startswith("preset:")
@@ -98,6 +109,7 @@ class FakeTok:
 
 class FakeModel:
     tokenizer = FakeTok()
+    eos_ids = [EOS]
 
     def chat_prompt(self, messages):
         return "".join(f"<{m['role']}>{m['content']}" for m in messages) + "<assistant>"
@@ -124,8 +136,12 @@ def test_missing_fields_report_line_numbers(tmp_path):
     p = tmp_path / "d.jsonl"
     write_jsonl(p, [{"prompt": "a", "response": "b"}, "", {"prompt": "a"}, {"messages": [{"role": "user",
                                                                                           "content": "q"}]}])
-    with pytest.raises(UserError, match=r"line\(s\) 3, 4 lack"):
+    with pytest.raises(UserError, match=r"line\(s\) 3, 4 lack.*skip_bad_rows: true"):
         load_examples(Recipe(data=str(p)))
+    from mdlm_bench.train.data import load_examples_counted
+
+    ex, counts = load_examples_counted(Recipe(data=str(p), skip_bad_rows=True))
+    assert len(ex) == 1 and counts == {"rows": 3, "bad_rows_skipped": 2, "examples": 1}
     with pytest.raises(UserError, match="does not exist"):
         load_examples(Recipe(data=str(tmp_path / "nope.jsonl")))
 
@@ -140,7 +156,9 @@ def test_overflow_policies(tmp_path):
     enc, st = encode_examples(ex, FakeModel(), Recipe(**base, overflow="skip"))
     assert len(enc) == 1 and st == {"truncated": 0, "skipped": 1}
     enc, st = encode_examples(ex, FakeModel(), Recipe(**base, overflow="truncate"))
-    assert st == {"truncated": 1, "skipped": 0} and len(enc[1].response_ids) == 5
+    # Truncation keeps the first `canvas` tokens and no closing EOS (build_canvas then adds none).
+    assert st == {"truncated": 1, "skipped": 0} and enc[1].response_ids == [ord("y")] * 6 and enc[1].truncated
+    assert build_canvas(enc[1].response_ids, 6, EOS, SLACK, 0.0, "eos", random.Random(0)) == [ord("y")] * 6
 
 
 def test_step_canvases_deterministic_and_seeded():

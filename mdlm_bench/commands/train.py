@@ -16,7 +16,10 @@ def add_arguments(p) -> None:
     p.add_argument("--recipe", required=True, help="recipe YAML (see training/*.yaml)")
     p.add_argument("--model", default=None, help="initial checkpoint, bundled name or preset:<name> "
                                                   "(overrides the recipe's model)")
-    p.add_argument("--data", default=None, help="JSONL file, hub dataset name or 'synthetic' (overrides the recipe)")
+    p.add_argument("--data", default=None, help="JSONL/JSON/parquet/arrow file, dataset directory, hub dataset id or "
+                                                 "'synthetic' (overrides the recipe)")
+    p.add_argument("--data-subset", default=None, help="the dataset's config name (overrides the recipe)")
+    p.add_argument("--data-split", default=None, help="the dataset's split (overrides the recipe)")
     p.add_argument("--output", "-o", required=True, help="output directory")
     p.add_argument("--max-steps", type=int, default=None,
                    help="stop after this global step (the schedule still follows the recipe's steps)")
@@ -35,16 +38,30 @@ def main(args) -> int:
     from mdlm_bench.train.recipe import load_recipe
     from mdlm_bench.train.trainer import train
 
-    recipe = load_recipe(args.recipe, {"model": args.model, "data": args.data})
+    recipe = load_recipe(args.recipe, {"model": args.model, "data": args.data, "data_subset": args.data_subset,
+                                       "data_split": args.data_split})
     summary = train(recipe, Path(args.output), max_steps=args.max_steps, resume=args.resume, quiet=args.quiet,
                     allow_pickle=args.allow_pickle)
     _show(summary)
     n_eval = args.eval_per_family if args.eval_per_family is not None else (50 if recipe.data == "synthetic" else 0)
+    if n_eval > 0 and recipe.data == "synthetic" and _under_deepspeed():
+        n_eval = 0  # ZeRO-3 would partition the reloaded model too; evaluate in a separate, plain process
+        if _is_main():
+            import sys
+
+            print(f"note: no eval.json under DeepSpeed; evaluate {args.output} in a plain process "
+                  "(mdlm-bench run --model ...)", file=sys.stderr)
     if n_eval > 0 and recipe.data == "synthetic" and _is_main():
         from mdlm_bench.train.evaluate import write_eval
 
         write_eval(Path(args.output), n_eval, gen_length=recipe.canvas, quiet=args.quiet)
     return 0
+
+
+def _under_deepspeed() -> bool:
+    import os
+
+    return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
 
 
 def _is_main() -> bool:
@@ -62,7 +79,8 @@ def _show(summary) -> None:
     t = Table(title="training finished")
     t.add_column("setting")
     t.add_column("value")
-    for k in ("out", "start_step", "steps", "final_loss", "seconds", "processes", "truncated", "skipped"):
+    for k in ("out", "start_step", "steps", "final_loss", "seconds", "processes", "truncated", "skipped",
+              "bad_rows_skipped"):
         v = summary.get(k)
         t.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
     Console(stderr=True).print(t)

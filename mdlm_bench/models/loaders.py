@@ -72,13 +72,19 @@ def _weight_files(path: Path, allow_pickle: bool) -> List[Path]:
     return pickled
 
 
-def _load_state(files: List[Path]) -> Dict[str, torch.Tensor]:
+def _load_state(files: List[Path], opts: Optional[LoadOptions] = None) -> Dict[str, torch.Tensor]:
+    """All tensors of the weight files, each read straight onto opts.device and cast to opts.dtype one at a time
+    (so an 8B bf16 model never sits in host memory in fp32, nor in every training process's RAM at once)."""
     state: Dict[str, torch.Tensor] = {}
+    device, dtype = (opts.device, opts.dtype) if opts is not None else ("cpu", None)
     for f in files:
         if f.suffix == ".safetensors":
-            from safetensors.torch import load_file
+            from safetensors import safe_open
 
-            state.update(load_file(str(f)))
+            with safe_open(str(f), framework="pt", device=str(device)) as h:
+                for k in h.keys():
+                    t = h.get_tensor(k)
+                    state[k] = t.to(dtype) if dtype is not None and t.is_floating_point() else t
         else:
             state.update(torch.load(f, map_location="cpu", weights_only=True))
     return state
@@ -165,6 +171,9 @@ def _llada_to_llama_config(cfg: dict):
         attention_bias=bool(cfg.get("include_bias", False) or cfg.get("include_qkv_bias", False)),
         mlp_bias=bool(cfg.get("include_bias", False)),
         tie_word_embeddings=bool(cfg.get("weight_tying", False)),
+        eos_token_id=cfg.get("eos_token_id"),  # the EOS that pads answers in training (train/format.py)
+        pad_token_id=cfg.get("pad_token_id"),
+        bos_token_id=cfg.get("bos_token_id"),
         attn_implementation="sdpa",
     )
 
@@ -209,7 +218,7 @@ def _load_llada(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
     for key in ("d_model", "n_layers", "n_heads", "vocab_size"):
         if key not in cfg:
             raise UserError(f"'{path}/config.json' says model_type llada but lacks '{key}'; check the checkpoint")
-    state = {llada_key_to_llama(k): v for k, v in _load_state(_weight_files(path, opts.allow_pickle)).items()}
+    state = {llada_key_to_llama(k): v for k, v in _load_state(_weight_files(path, opts.allow_pickle), opts).items()}
     model = _build_native(LlamaForCausalLM, _llada_to_llama_config(cfg), state, opts)
     tok = _tokenizer(path)
     meta = ModelMeta(
@@ -233,9 +242,10 @@ def _load_dream(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta", "tie_word_embeddings")
+            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta", "tie_word_embeddings",
+            "eos_token_id", "pad_token_id", "bos_token_id")
     config = Qwen2Config(**{k: cfg[k] for k in keys if k in cfg}, attn_implementation="sdpa")
-    state = _load_state(_weight_files(path, opts.allow_pickle))
+    state = _load_state(_weight_files(path, opts.allow_pickle), opts)
     model = _build_native(Qwen2ForCausalLM, config, state, opts)
     tok = _tokenizer(path)
     meta = ModelMeta(

@@ -123,7 +123,8 @@ class MDLM:
 
     @property
     def vocab_size(self) -> int:
-        return self.model.get_output_embeddings().weight.shape[0]
+        w = self.model.get_output_embeddings().weight
+        return int(getattr(w, "ds_shape", w.shape)[0])  # DeepSpeed ZeRO-3 partitions weights at load
 
     # --- forward -------------------------------------------------------------------------
     def logits(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,

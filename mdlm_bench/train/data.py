@@ -1,4 +1,4 @@
-"""Training data: JSONL / chat loading, tokenisation, canvas building, slack insertion and masking.
+"""Training data: loading (JSONL, datasets), chat-format tokenisation, canvas building, slack insertion, masking.
 
 Every random choice of a step (which rows, where slack goes, what is masked) is a function of
 (recipe seed, step, position in the global batch) only, so the run does not depend on how many processes
@@ -43,7 +43,7 @@ def mask_batch(
 
 @dataclass
 class Example:
-    """One training pair: the prompt as chat messages, the response as text."""
+    """One training pair: the prompt as chat messages (the history before an assistant turn), the turn's text."""
 
     uid: str
     messages: List[Dict[str, str]]
@@ -54,83 +54,139 @@ class Example:
 class Encoded:
     uid: str
     prompt_ids: List[int]
-    response_ids: List[int]
+    response_ids: List[int]  # the answer as trained: rendered content + end-of-turn token (train/format.py)
+    truncated: bool = False  # cut to the maximum canvas (no end-of-turn, no EOS)
 
 
-def _shorten(numbers: Sequence[int], n: int = 10) -> str:
+def _shorten(numbers: Sequence, n: int = 10) -> str:
     head = ", ".join(str(x) for x in numbers[:n])
     return head + (f" and {len(numbers) - n} more" if len(numbers) > n else "")
 
 
-def row_to_example(row: dict, index: int, system_prompt: str = "") -> Optional[Example]:
-    """A data row -> Example, or None when it lacks the fields. Accepts {"prompt", "response"} or
-    {"messages": [..., {"role": "assistant", "content": ...}]}."""
+def row_to_examples(row: dict, index: int, system_prompt: str = "") -> Optional[List[Example]]:
+    """A data row -> its examples, or None when it lacks the fields. Accepts {"prompt", "response"} or
+    {"messages": [...]} with at least one assistant turn after some history: one example per assistant turn,
+    the messages before it as the prompt (as LLaDA's SFT does). uid: the row's uid/id (or index), with
+    "/k" for the k-th assistant turn when a row has several."""
+    if not isinstance(row, dict):
+        return None
     uid = str(row.get("uid", row.get("id", index)))
     system = [{"role": "system", "content": system_prompt}] if system_prompt else []
     if isinstance(row.get("prompt"), str) and isinstance(row.get("response"), str):
-        return Example(uid, system + [{"role": "user", "content": row["prompt"]}], row["response"])
+        return [Example(uid, system + [{"role": "user", "content": row["prompt"]}], row["response"])]
     msgs = row.get("messages")
-    if isinstance(msgs, list) and len(msgs) >= 2 and all(
-        isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in msgs
-    ) and msgs[-1]["role"] == "assistant":
-        prompt = [{"role": m["role"], "content": m["content"]} for m in msgs[:-1]]
-        if system and prompt[0]["role"] != "system":
-            prompt = system + prompt
-        return Example(uid, prompt, msgs[-1]["content"])
-    return None
+    if not (isinstance(msgs, list) and msgs and all(
+            isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str) for m in msgs)):
+        return None
+    msgs = [{"role": m["role"], "content": m["content"]} for m in msgs]
+    if system and msgs[0]["role"] != "system":
+        msgs = system + msgs
+    from mdlm_bench.train.format import assistant_turns
+
+    turns = assistant_turns(msgs)
+    if not turns:
+        return None
+    return [Example(uid if len(turns) == 1 else f"{uid}/{k}", msgs[:i], msgs[i]["content"])
+            for k, i in enumerate(turns)]
+
+
+def row_to_example(row: dict, index: int, system_prompt: str = "") -> Optional[Example]:
+    """The last assistant turn of a row as one Example (the synthetic rows have exactly one)."""
+    ex = row_to_examples(row, index, system_prompt)
+    return ex[-1] if ex else None
+
+
+BAD_ROW = ("lack 'prompt'+'response' strings or 'messages' (role system/user/assistant, string content) with an "
+           "assistant turn after the first message")
 
 
 def load_examples(recipe: Recipe) -> List[Example]:
-    """Examples from recipe.data: 'synthetic', a local JSONL file, or a hub dataset name."""
+    return load_examples_counted(recipe)[0]
+
+
+def load_examples_counted(recipe: Recipe) -> Tuple[List[Example], Dict[str, int]]:
+    """Examples from recipe.data, and {"rows", "bad_rows_skipped", "examples"}.
+
+    data: 'synthetic'; a local .jsonl file (read here, so bad lines are named by line number); any other local
+    file (.json, .parquet, .arrow, .csv) or directory, or a hub dataset id, through `datasets.load_dataset`
+    with `data_subset` (its config name) and `data_split`. A row that gives no example is an error naming it,
+    unless `skip_bad_rows: true`, which skips and counts it.
+    """
     if recipe.data == "synthetic":
         from mdlm_bench.train.synthetic import generate
 
         rows = generate(recipe.synthetic_per_family, seed=recipe.synthetic_seed)
-        return [row_to_example(r, i, recipe.system_prompt) for i, r in enumerate(rows)]
+        ex = [row_to_example(r, i, recipe.system_prompt) for i, r in enumerate(rows)]
+        return ex, {"rows": len(rows), "bad_rows_skipped": 0, "examples": len(ex)}
     path = Path(recipe.data).expanduser()
-    if path.is_file():
+    if path.is_file() and path.suffix == ".jsonl":
         rows, bad = read_jsonl_checked(path)
-        if bad:
+        if bad and not recipe.skip_bad_rows:
             raise UserError(f"data '{path}': unreadable JSON on line(s) {_shorten([b[0] for b in bad])}; "
-                            "fix or remove those lines")
-        return _validated(rows, _line_numbers(path), str(path), recipe.system_prompt)
-    if path.suffix in (".jsonl", ".json") or recipe.data.startswith((".", "/", "~")) or path.is_dir():
+                            "fix or remove those lines, or set skip_bad_rows: true in the recipe")
+        return _validated(rows, _line_numbers(path, bad), "line", str(path), recipe, len(bad))
+    if path.suffix in FILE_BUILDERS and not path.exists() or (
+            recipe.data.startswith((".", "/", "~")) and not path.exists()):
         raise UserError(f"data file '{recipe.data}' does not exist; check the path (or use data: synthetic)")
-    return _from_hub(recipe)
+    ds = _load_dataset(recipe, path)
+    return _validated(list(ds), list(range(len(ds))), "row", recipe.data, recipe, 0)
 
 
-def _line_numbers(path: Path) -> List[int]:
-    """1-based line numbers of the non-blank lines, so row i can be reported by its line."""
+FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".arrow": "arrow", ".csv": "csv"}
+
+
+def _line_numbers(path: Path, bad) -> List[int]:
+    """1-based line numbers of the readable non-blank lines, so row i can be reported by its line."""
+    unreadable = {b[0] for b in bad}
     with open(path, "rb") as f:
-        return [i for i, line in enumerate(f, start=1) if line.strip()]
+        return [i for i, line in enumerate(f, start=1) if line.strip() and i not in unreadable]
 
 
-def _validated(rows: List[dict], lines: List[int], where: str, system_prompt: str) -> List[Example]:
+def _validated(rows: List[dict], names: List[int], unit: str, where: str, recipe: Recipe,
+               unreadable: int) -> Tuple[List[Example], Dict[str, int]]:
+    """rows -> examples; names[i]: how row i is named in messages (`unit` = line for JSONL, row for datasets)."""
     out: List[Example] = []
-    missing: List[int] = []
+    bad: List[int] = []
     for i, row in enumerate(rows):
-        ex = row_to_example(row, i, system_prompt)
+        ex = row_to_examples(row, i, recipe.system_prompt)
         if ex is None:
-            missing.append(lines[i] if i < len(lines) else i + 1)
+            bad.append(names[i] if i < len(names) else i)
         else:
-            out.append(ex)
-    if missing:
-        raise UserError(f"data '{where}': line(s) {_shorten(missing)} lack 'prompt'+'response' strings or "
-                        "'messages' ending with an assistant turn; fix or remove those lines")
+            out.extend(ex)
+    if bad and not recipe.skip_bad_rows:
+        raise UserError(f"data '{where}': {unit}(s) {_shorten(bad)} {BAD_ROW}; fix or remove them, or set skip_bad_rows: "
+                        "true in the recipe")
     if not out:
-        raise UserError(f"data '{where}' has no rows; point data at a JSONL file with prompt/response rows")
-    return out
+        raise UserError(f"data '{where}' has no usable rows; point data at rows with prompt/response or messages")
+    counts = {"rows": len(rows) + unreadable, "bad_rows_skipped": len(bad) + unreadable, "examples": len(out)}
+    if counts["bad_rows_skipped"]:
+        import sys
+
+        print(f"warning: data '{where}': skipped {counts['bad_rows_skipped']} bad row(s) ({unit}(s) {_shorten(bad, 3)}); "
+              "counted in train_config.json", file=sys.stderr)
+    return out, counts
 
 
-def _from_hub(recipe: Recipe) -> List[Example]:
+def _load_dataset(recipe: Recipe, path: Path):
+    """`datasets.load_dataset` for a local file (by suffix), a local directory or a hub id."""
     import datasets
 
+    if path.is_file():
+        builder = FILE_BUILDERS.get(path.suffix)
+        if builder is None:
+            raise UserError(f"data file '{path}' has suffix '{path.suffix}'; use .jsonl, .json, .parquet, .arrow "
+                            "or .csv, or a dataset directory")
+        args, kw = (builder,), {"data_files": str(path), "split": "train"}
+    else:
+        args, kw = (str(path) if path.is_dir() else recipe.data,), {"name": recipe.data_subset or None,
+                                                                    "split": recipe.data_split}
     try:
-        ds = datasets.load_dataset(recipe.data, split=recipe.data_split)
-    except Exception as e:  # offline, unknown name, wrong split: all user-fixable
-        raise UserError(f"cannot load dataset '{recipe.data}' split '{recipe.data_split}' "
-                        f"({type(e).__name__}); pass a local JSONL file or check the name/network") from None
-    return _validated(list(ds), list(range(1, len(ds) + 1)), recipe.data, recipe.system_prompt)
+        return datasets.load_dataset(*args, **kw)
+    except Exception as e:  # offline, unknown name, wrong subset or split: all user-fixable
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise UserError(f"cannot load dataset '{recipe.data}' (subset {recipe.data_subset or '-'}, split "
+                        f"{recipe.data_split}): {type(e).__name__}: {first}; check data, data_subset and "
+                        "data_split (or pass a local file)") from None
 
 
 def as_dataset(examples: List[Example]):
@@ -142,16 +198,26 @@ def as_dataset(examples: List[Example]):
 
 
 def encode_examples(examples: Sequence[Example], model, recipe: Recipe) -> Tuple[List[Encoded], Dict[str, int]]:
-    """Tokenise with the chat template; apply the overflow policy. Returns (encoded, {"truncated", "skipped"})."""
+    """Tokenise in the model's chat format (train/format.py); apply the overflow policy.
+
+    An answer fits when its tokens (end-of-turn included) plus one EOS fit `canvas` (the maximum canvas).
+    overflow: error names the rows; skip drops them; truncate keeps a too-long answer's first `canvas` tokens
+    with no end-of-turn and no EOS (the model is not taught to stop where the text was cut) and a too-long
+    prompt's last `max_prompt_tokens` tokens. Returns (encoded, {"truncated", "skipped"}).
+    """
+    from mdlm_bench.train.format import answer_ids, chat_format
+
     tok = model.tokenizer
-    room = recipe.canvas - 1  # at least one EOS closes the response
+    fmt = chat_format(model)
     out: List[Encoded] = []
     stats = {"truncated": 0, "skipped": 0}
     too_long: List[str] = []
     for ex in examples:
-        p = tok(model.chat_prompt(ex.messages), add_special_tokens=False)["input_ids"]
-        r = tok(ex.response, add_special_tokens=False)["input_ids"]
-        if len(p) > recipe.max_prompt_tokens or len(r) > room:
+        prompt = model.chat_prompt(ex.messages)
+        p = tok(prompt, add_special_tokens=False)["input_ids"]
+        r = answer_ids(tok, ex.messages, ex.response, fmt, prompt)
+        cut = False
+        if len(p) > recipe.max_prompt_tokens or len(r) + 1 > recipe.canvas:
             if recipe.overflow == "skip":
                 stats["skipped"] += 1
                 continue
@@ -160,11 +226,12 @@ def encode_examples(examples: Sequence[Example], model, recipe: Recipe) -> Tuple
                 continue
             stats["truncated"] += 1
             p = p[-recipe.max_prompt_tokens:]  # keep the end: the question and the opened assistant turn
-            r = r[:room]
-        out.append(Encoded(ex.uid, p, r))
+            if len(r) + 1 > recipe.canvas:
+                r, cut = r[:recipe.canvas], True
+        out.append(Encoded(ex.uid, p, r, cut))
     if too_long:
         raise UserError(
-            f"{len(too_long)} row(s) do not fit (prompt > max_prompt_tokens={recipe.max_prompt_tokens} or response "
+            f"{len(too_long)} row(s) do not fit (prompt > max_prompt_tokens={recipe.max_prompt_tokens} or answer "
             f"+ EOS > canvas={recipe.canvas}), e.g. uid {_shorten(too_long, 3)}; raise canvas/max_prompt_tokens or "
             "set overflow: truncate or skip in the recipe")
     if not out:
@@ -189,13 +256,16 @@ def build_canvas(response_ids: Sequence[int], canvas: int, eos_id: int, slack_id
                  slack_rate: float, pad_with: str, rng: random.Random, placement: str = "canvas",
                  slack_count: int = 0) -> List[int]:
     """Clean response canvas of `canvas` tokens: response with n_slack_inside(...) <slack> tokens inserted at
-    random gaps (fewer if there is no room), then one EOS, then EOS or <slack> padding."""
-    resp = list(response_ids)
+    random gaps (fewer if there is no room), then one EOS, then EOS or <slack> padding. A response of `canvas`
+    tokens (truncated by overflow: truncate) fills the canvas with no EOS."""
+    resp = list(response_ids)[:canvas]
     if slack_id is not None and (slack_rate > 0 or slack_count > 0):
         want = n_slack_inside(len(resp), canvas, placement, slack_rate, slack_count, rng)
         n_slack = min(want, canvas - 1 - len(resp))
         for _ in range(max(n_slack, 0)):
             resp.insert(rng.randint(0, len(resp)), slack_id)
+    if len(resp) >= canvas:
+        return resp
     fill = eos_id if pad_with == "eos" or slack_id is None else slack_id
     return resp + [eos_id] + [fill] * (canvas - len(resp) - 1)
 
@@ -243,28 +313,30 @@ def displace(canvas: List[int], mask: List[bool], slack_id: int, rate: float, rn
 
 def batch_indices(n_rows: int, step: int, batch_size: int, seed: int) -> List[int]:
     """Dataset rows of global step `step`: a seeded permutation per epoch, read as one endless stream."""
-    out: List[int] = []
-    start = step * batch_size
-    perm_cache: Dict[int, List[int]] = {}
-    for pos in range(start, start + batch_size):
-        epoch, i = divmod(pos, n_rows)
-        if epoch not in perm_cache:
-            g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-            perm_cache[epoch] = torch.randperm(n_rows, generator=g).tolist()
-        out.append(perm_cache[epoch][i])
-    return out
+    from mdlm_bench.train.buckets import step_rows
+
+    return step_rows([0] * n_rows, step, batch_size, seed)
 
 
 def step_canvases(encoded: Sequence[Encoded], step: int, recipe: Recipe, eos_id: int, slack_id: Optional[int]):
-    """The global batch of step `step`: (rows, clean canvases [G, N] long, mask [G, N] bool, p_mask [G])."""
-    idx = batch_indices(len(encoded), step, recipe.batch_size, recipe.seed)
+    """The global batch of step `step`: (rows, clean canvases [G, N] long, mask [G, N] bool, p_mask [G]).
+
+    N is recipe.canvas, or under length bucketing (canvas_multiple > 0) the step's own canvas
+    (mdlm_bench/train/buckets.py)."""
+    from mdlm_bench.train.buckets import step_canvas, step_rows
+
+    bucketed = recipe.canvas_multiple > 0
+    lengths = [len(r.response_ids) for r in encoded]
+    idx = step_rows(lengths, step, recipe.batch_size, recipe.seed,
+                    recipe.batch_size * recipe.bucket_batches if bucketed else 0)
     rows = [encoded[i] for i in idx]
-    canv = [build_canvas(r.response_ids, recipe.canvas, eos_id, slack_id, recipe.slack_insert_rate,
+    n = step_canvas([lengths[i] for i in idx], recipe.canvas, recipe.canvas_multiple)
+    canv = [build_canvas(r.response_ids, n, eos_id, slack_id, recipe.slack_insert_rate,
                          recipe.pad_with, random.Random(f"{recipe.seed}:{step}:{j}"), recipe.slack_placement,
                          recipe.slack_count)
             for j, r in enumerate(rows)]
     g = torch.Generator().manual_seed(recipe.seed * 1_000_003 + 7919 * step + 17)
-    mask, p_mask = mask_batch(torch.ones(len(rows), recipe.canvas, dtype=torch.bool), g, eps=recipe.mask_eps)
+    mask, p_mask = mask_batch(torch.ones(len(rows), n, dtype=torch.bool), g, eps=recipe.mask_eps)
     if recipe.displace_rate > 0 and slack_id is not None:
         rows_mask = mask.tolist()
         for j in range(len(rows)):

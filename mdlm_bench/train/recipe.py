@@ -15,6 +15,11 @@ PAD_WITH = ("eos", "slack")
 SLACK_PLACEMENT = ("canvas", "answer", "count")
 
 
+# Fields added later (issue 21), with the defaults that reproduce the earlier behaviour.
+LATER_DEFAULTS = {"data_subset": "", "skip_bad_rows": False, "canvas_multiple": 0, "bucket_batches": 16,
+                  "gradient_checkpointing": False, "qlora": False}
+
+
 @dataclass
 class LoraSettings:
     """LoRA through peft; r = 0 trains every weight."""
@@ -30,9 +35,12 @@ class Recipe:
     """Everything that decides a training run. Two runs with equal digests are the same run.
 
     Model: `model` is a checkpoint directory, a bundled model name, or `preset:<name>` for a random-init
-    preset seeded by `init_seed`. Data: `data` is a JSONL file (prompt/response or chat messages), a hub
-    dataset name, or `synthetic` (the checkable task generator, `synthetic_per_family` rows per family).
-    Canvas: the response region has `canvas` tokens; the response is followed by EOS padding (`pad_with: eos`)
+    preset seeded by `init_seed`. Data: `data` is a file (JSONL, JSON, parquet, arrow, csv), a dataset directory,
+    a hub dataset id (`data_subset`, `data_split`), or `synthetic` (the checkable task generator,
+    `synthetic_per_family` rows per family); rows hold prompt/response or chat messages (one example per assistant
+    turn, in the model's chat format: train/format.py); `skip_bad_rows` skips and counts rows that give none.
+    Canvas: the response region has `canvas` tokens (with `canvas_multiple` > 0, each step's own rounded-up
+    length, at most `canvas`: train/buckets.py); the response is followed by EOS padding (`pad_with: eos`)
     or by one EOS and then <slack> tokens (`pad_with: slack`: trailing slack only, as padding). Slack inside the
     clean response, at random gaps before masking, is set by `slack_placement`: `canvas` inserts
     round(slack_insert_rate * canvas) tokens; `answer` inserts slack_insert_rate * (answer tokens), stochastically
@@ -43,7 +51,9 @@ class Recipe:
     probability, moved one position onto a masked neighbour (the shift operator's rule) after masking; the clean
     canvas then takes a <slack> at the vacated slot and gives up one masked <slack> on the far side of the move,
     so every span's CTC target absorbs the displacement with slack (a move with no such slack is not made). A response that does not fit
-    (plus one EOS), or a prompt longer than `max_prompt_tokens`, is handled by `overflow`: error | truncate | skip.
+    (plus one EOS), or a prompt longer than `max_prompt_tokens`, is handled by `overflow`: error | truncate | skip
+    (truncate keeps the answer's first `canvas` tokens, with no end-of-turn and no EOS).
+    Scale: `bf16` (GPU weights and compute), `gradient_checkpointing`, `lora`, `qlora` (train/scale.py).
     Batches: `batch_size` is the global batch per optimiser step; each process runs micro-batches of
     `micro_batch_size` and gradient accumulation makes up the rest, so the run does not depend on the
     number of processes.
@@ -54,10 +64,14 @@ class Recipe:
     init_seed: int = 0
     data: str = "synthetic"
     data_split: str = "train"
+    data_subset: str = ""  # the dataset's config name (datasets.load_dataset name=...)
+    skip_bad_rows: bool = False  # skip (and count) rows that give no example instead of failing
     synthetic_per_family: int = 2000
     synthetic_seed: int = 0
     system_prompt: str = ""
-    canvas: int = 32
+    canvas: int = 32  # the answer canvas; under bucketing its maximum
+    canvas_multiple: NonNegInt = 0  # > 0: length bucketing, each step's canvas rounded up to this multiple
+    bucket_batches: PosInt = 16  # bucketing: global batches sorted by length together
     max_prompt_tokens: int = 128
     overflow: str = "error"
     slack_insert_rate: float = 0.0
@@ -77,7 +91,9 @@ class Recipe:
     weight_decay: NonNegFloat = 0.0
     betas: List[float] = field(default_factory=lambda: [0.9, 0.95])
     grad_clip: NonNegFloat = 1.0
-    bf16: bool = True  # bf16 autocast on GPU; CPU always trains in float32
+    bf16: bool = True  # on GPU: weights loaded and trained in bf16 (fp32 on CPU)
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass (long canvases at 8B)
+    qlora: bool = False  # LoRA on a 4-bit base (bitsandbytes, CUDA only)
     lora: Dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     log_every: PosInt = 10  # progress-bar refresh; every step is logged to train_log.jsonl
@@ -117,13 +133,20 @@ class Recipe:
         if len(self.betas) != 2:
             raise ValueError("betas must be a list of two numbers")
         self.lora_settings()  # validate early
+        if self.qlora and self.lora_settings().r < 1:
+            raise ValueError("qlora needs lora.r >= 1 (QLoRA trains LoRA adapters on a 4-bit base)")
 
     def lora_settings(self) -> LoraSettings:
         return from_dict(LoraSettings, self.lora or {}, where="recipe.lora")
 
     @property
     def digest(self) -> str:
-        return digest(self)
+        """Fields added after a recipe's first release count only when set, so older runs keep their digest."""
+        d = self.to_dict()
+        for k, default in LATER_DEFAULTS.items():
+            if d.get(k) == default:
+                d.pop(k)
+        return digest(d)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

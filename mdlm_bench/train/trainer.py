@@ -81,16 +81,39 @@ def lr_lambda(recipe: Recipe):
     return f
 
 
-def load_init_model(recipe: Recipe):
-    """The starting MDLM: a checkpoint/bundled name, or `preset:<name>` initialised with init_seed."""
-    from mdlm_bench.models import load_model
+def train_dtype(recipe: Recipe, use_cuda: bool) -> str:
+    """The dtype weights are loaded in: bf16 on GPU when the recipe asks for it, else float32."""
+    return "bfloat16" if (use_cuda and recipe.bf16) else "float32"
+
+
+def preset_checkpoint(recipe: Recipe):
+    """For `preset:<name>` models, a TemporaryDirectory holding the random-init checkpoint (else None). Written
+    before any process group exists: transformers saves weights from the main process only once one does."""
+    if not recipe.model.startswith("preset:"):
+        return None
     from mdlm_bench.models.presets import init_model
 
+    tmp = tempfile.TemporaryDirectory(prefix="mdlm-init-")
+    init_model(Path(tmp.name) / "init", preset=recipe.model.split(":", 1)[1], seed=recipe.init_seed)
+    return tmp
+
+
+def load_init_model(recipe: Recipe, dtype: str = "float32", device: str = "cpu", preset=None):
+    """The starting MDLM: a checkpoint/bundled name, or `preset:<name>` initialised with init_seed.
+
+    Loaded directly in the training dtype on the process's own device, so no rank holds an fp32 copy of the
+    whole model in host memory (an 8B model in bf16 is 16 GB on its GPU before FSDP/ZeRO shards it)."""
+    from mdlm_bench.models import load_model
+
     if recipe.model.startswith("preset:"):
-        with tempfile.TemporaryDirectory(prefix="mdlm-init-") as tmp:
-            path = init_model(Path(tmp) / "init", preset=recipe.model.split(":", 1)[1], seed=recipe.init_seed)
-            return load_model(path, dtype="float32", device="cpu")
-    return load_model(recipe.model, dtype="float32", device="cpu")
+        own = preset is None
+        preset = preset or preset_checkpoint(recipe)
+        try:
+            return load_model(Path(preset.name) / "init", dtype=dtype, device=device)
+        finally:
+            if own:
+                preset.cleanup()
+    return load_model(recipe.model, dtype=dtype, device=device)
 
 
 def needs_slack(recipe: Recipe) -> bool:
@@ -98,19 +121,11 @@ def needs_slack(recipe: Recipe) -> bool:
             or recipe.pad_with == "slack" or recipe.displace_rate > 0)
 
 
-def _wrap_lora(model, recipe: Recipe, slack_added: bool):
-    lo = recipe.lora_settings()
-    from peft import LoraConfig, get_peft_model
-
-    extra = ["embed_tokens", "lm_head"] if slack_added else None  # the new <slack> row must learn
-    cfg = LoraConfig(r=lo.r, lora_alpha=lo.alpha, lora_dropout=lo.dropout, target_modules=lo.target_modules,
-                     modules_to_save=extra)
-    return get_peft_model(model, cfg)
-
-
 def record_canvas(mdlm, recipe: Recipe) -> None:
-    """Answers were padded to recipe.canvas tokens: say so in mdlm_bench.json, for likelihood scoring."""
-    mdlm.meta.pad_to, mdlm.meta.canvas, mdlm.meta.canvas_pad_with = "canvas", int(recipe.canvas), recipe.pad_with
+    """How answers were padded, in mdlm_bench.json, for likelihood scoring: to recipe.canvas tokens, or (length
+    bucketing) to each batch's own length, which a scorer cannot replay, so pad_to is then "none"."""
+    mode = "none" if recipe.canvas_multiple > 0 else "canvas"
+    mdlm.meta.pad_to, mdlm.meta.canvas, mdlm.meta.canvas_pad_with = mode, int(recipe.canvas), recipe.pad_with
 
 
 def save_model(accelerator, model, mdlm, out: Path, lora: bool) -> None:
@@ -192,48 +207,50 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
           quiet: bool = False, allow_pickle: bool = False) -> Dict[str, object]:
     """Run (or resume) training; returns a summary dict. Raises UserError for bad input before writing."""
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from mdlm_bench.config import provenance
-    from mdlm_bench.train.data import collate, encode_examples, load_examples, step_canvases
+    from mdlm_bench.train.data import collate, encode_examples, load_examples_counted, step_canvases
+    from mdlm_bench.train.format import chat_format
     from mdlm_bench.train.losses import loss_for
+    from mdlm_bench.train.scale import (check_engine, check_prepared, enable_checkpointing, make_accelerator,
+                                        master_weights, wrap_lora)
 
     out = Path(out)
     plan = plan_run(recipe, out, max_steps, resume, allow_pickle)
-    examples = load_examples(recipe)
-    mdlm = load_init_model(recipe)
+    examples, data_counts = load_examples_counted(recipe)
+    use_cuda = torch.cuda.is_available()
+    preset = preset_checkpoint(recipe)
+    accelerator, accum, per_proc = make_accelerator(recipe, use_cuda)
+    world, rank = accelerator.num_processes, accelerator.process_index
+    check_engine(accelerator, recipe, accum, use_cuda)
+    try:
+        mdlm = load_init_model(recipe, train_dtype(recipe, use_cuda), str(accelerator.device), preset)
+    finally:
+        if preset is not None:
+            preset.cleanup()
     record_canvas(mdlm, recipe)
     slack_added = False
     if needs_slack(recipe):
         slack_added = "<slack>" not in mdlm.tokenizer.get_vocab()
         mdlm.add_slack_token()
     encoded, counts = encode_examples(examples, mdlm, recipe)
-    eos_id = mdlm.eos_ids[0]
-
-    use_cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision="bf16" if (use_cuda and recipe.bf16) else "no", cpu=not use_cuda)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    per_proc, rem = divmod(recipe.batch_size, world)
-    if rem or per_proc % recipe.micro_batch_size:
-        raise UserError(f"batch_size {recipe.batch_size} does not split into {world} process(es) x micro-batches of "
-                        f"{recipe.micro_batch_size}; make batch_size a multiple of processes x micro_batch_size")
-    accum = per_proc // recipe.micro_batch_size
-    if accum > 1 and accelerator.distributed_type.name == "DEEPSPEED":
-        # DeepSpeed steps its own engine per backward; the trainer's accumulation would break its bookkeeping.
-        raise UserError(f"under DeepSpeed set batch_size = micro_batch_size x processes (here "
-                        f"{recipe.micro_batch_size * world}) or raise micro_batch_size; or use the FSDP config")
+    eos_id = chat_format(mdlm).eos_id
     set_seed(recipe.seed)
 
     model = mdlm.model
     lora = recipe.lora_settings().r > 0
     if lora:
-        model = _wrap_lora(model, recipe, slack_added)
+        model = wrap_lora(model, recipe, slack_added)
+    if recipe.gradient_checkpointing:
+        enable_checkpointing(model, lora)
+    master_weights(model, accelerator)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=recipe.lr, betas=tuple(recipe.betas), weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(recipe))
     model, optimizer = accelerator.prepare(model, optimizer)
+    check_prepared(accelerator, accum)
     # The scheduler is stepped by hand (accelerate would step it once per process) but saved with the state.
     accelerator.register_for_checkpointing(scheduler)
     fwd = copy.copy(mdlm)
@@ -254,7 +271,8 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
             log_path.unlink()
         write_json(out / "train_config.json", {
             "recipe": recipe.to_dict(), "digest": recipe.digest, "provenance": provenance(),
-            "data": {"rows": len(encoded), **counts}, "processes": world, "gradient_accumulation": accum,
+            "data": {**data_counts, "encoded": len(encoded), **counts}, "processes": world,
+            "gradient_accumulation": accum, "engine": accelerator.distributed_type.name,
             "slack_id": mdlm.slack_id, "lora": lora,
         })
     accelerator.wait_for_everyone()
@@ -264,7 +282,6 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
         trainer_state.load(accelerator, out / STATE, model, optimizer, scheduler, allow_pickle)
 
     loss_fn = loss_for(recipe)
-    n = recipe.canvas
     device = accelerator.device
     appender = JsonlAppender(log_path) if accelerator.is_main_process else None
     progress = None
@@ -283,6 +300,7 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
         for step in range(plan.start_step, plan.stop_step):
             t0 = time.perf_counter()
             rows, canv, cmask, p_mask = step_canvases(encoded, step, recipe, eos_id, mdlm.slack_id)
+            n = canv.shape[1]  # this step's canvas (length bucketing) or recipe.canvas
             lo = rank * per_proc
             step_loss = torch.zeros((), device=device)
             tokens = 0
@@ -292,15 +310,17 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
                 batch = {key: v.to(device) for key, v in batch.items()}
                 tokens += int(batch["attention_mask"].sum())
                 tail = {key: (v[:, -n:] if v.dim() == 2 else v) for key, v in batch.items()}
-                ctx = accelerator.no_sync(model) if k < accum - 1 else _null()
-                with ctx:
+                # accelerate skips the gradient sync until the last micro-batch and divides the loss by accum
+                # in backward (under DeepSpeed its engine does both, with the same accum: scale.check_engine).
+                with accelerator.accumulate(model):
                     with accelerator.autocast():
                         logits = fwd.logits(batch["input_ids"], batch["attention_mask"], keep_last=n)
-                    loss = loss_fn(logits, tail, mdlm.slack_id) / accum
+                    loss = loss_fn(logits, tail, mdlm.slack_id)
                     accelerator.backward(loss)
-                step_loss += loss.detach()
+                step_loss += loss.detach() / accum
             grad_norm = accelerator.clip_grad_norm_(model.parameters(), recipe.grad_clip) if recipe.grad_clip > 0 \
                 else torch.zeros(())
+            grad_norm = float("nan") if grad_norm is None else grad_norm  # DeepSpeed clips inside its engine
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
             scheduler.step()
@@ -311,7 +331,8 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
             last_loss = mean_loss
             if appender is not None:
                 appender.write({"step": step + 1, "loss": mean_loss, "lr": lr, "grad_norm": float(grad_norm),
-                                "tokens": tokens, "tokens_per_s": tokens / dt if dt > 0 else 0.0})
+                                "tokens": tokens, "tokens_per_s": tokens / dt if dt > 0 else 0.0, "canvas": n,
+                                "truncated": sum(r.truncated for r in rows)})
             if progress is not None and ((step + 1) % recipe.log_every == 0 or step + 1 == plan.stop_step):
                 progress.update(task, completed=step + 1, loss=mean_loss, tps=tokens / dt if dt > 0 else 0.0)
             done = step + 1
@@ -334,15 +355,8 @@ def train(recipe: Recipe, out: Path, max_steps: Optional[int] = None, resume: bo
         plot_loss(log_path, out / "loss.png", f"{recipe.loss} - {out.name}")
     accelerator.wait_for_everyone()
     return {"out": str(out), "steps": plan.stop_step, "start_step": plan.start_step, "final_loss": last_loss,
-            "seconds": time.perf_counter() - t_run, "processes": world, **counts}
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+            "seconds": time.perf_counter() - t_run, "processes": world, **counts,
+            "bad_rows_skipped": data_counts["bad_rows_skipped"]}
 
 
 def read_log(out: Path) -> List[dict]:
