@@ -10,7 +10,10 @@ ORDER = 10
 def add_arguments(p):
     from mdlm_bench.commands._common import add_decoding_args, add_model_args
 
-    p.add_argument("--config", help="RunConfig YAML (flags given here override it)")
+    p.add_argument("--config", help="RunConfig YAML (flags given here override it), or a protocol config "
+                                    "(models + benchmarks, e.g. reports/paper.yaml): every run, judged, one report")
+    p.add_argument("--dry-run", action="store_true",
+                   help="protocol config: print the plan (rows, forwards, judge requests, calibrated time) and stop")
     add_model_args(p, required=False)
     p.add_argument("--tasks", help="comma-separated task names (see 'mdlm-bench ls tasks')")
     p.add_argument("--perturbation", help="perturbation spec YAML or bundled name (see 'mdlm-bench ls perturbations')")
@@ -95,6 +98,30 @@ def build_config(args):
     return cfg
 
 
+def protocol_config(args):
+    """The ProtocolConfig when --config names one (keys `models` and `benchmarks`), else None."""
+    if not args.config:
+        return None
+    from mdlm_bench.config import load_yaml
+    from mdlm_bench.evaluate.protocol_config import is_protocol_config, load_protocol
+
+    if not is_protocol_config(load_yaml(args.config, "run config")):
+        return None
+    flags = [k for k in ("model", "tasks", "perturbation", "fraction", "seeds", "limit", "batch_size")
+             if getattr(args, k) is not None]
+    if flags:
+        from mdlm_bench.errors import UserError
+
+        raise UserError(f"--{flags[0].replace('_', '-')} does not apply to a protocol config ('{args.config}'); "
+                        "edit the config instead")
+    cfg = load_protocol(args.config)
+    if args.out:
+        cfg.out = args.out
+    if args.report_out:
+        cfg.report_out = args.report_out
+    return cfg
+
+
 def is_reference_call(args) -> bool:
     given = [k for k, v in vars(args).items()
              if not k.startswith("_") and k not in ("command", "dtype", "device", "threads", "judge_api_key_env", "out", "report_out",
@@ -112,6 +139,15 @@ def main(args) -> int:
 
     console = Console(stderr=True)
     apply_threads(args.threads)
+    proto = protocol_config(args)
+    if proto is not None:
+        from mdlm_bench.evaluate.protocol import run_protocol
+
+        return run_protocol(proto, console, dry_run=args.dry_run)
+    if args.dry_run:
+        from mdlm_bench.errors import UserError
+
+        raise UserError("--dry-run plans a protocol config; pass --config reports/paper.yaml (or your own)")
     if is_reference_call(args):
         from mdlm_bench.evaluate.reference import run_reference
 

@@ -39,6 +39,7 @@ from lm_eval.api.model import LM
 from mdlm_bench.decode.config import DecodeConfig, config_for_max_tokens  # noqa: F401 (re-exported)
 from mdlm_bench.errors import UserError, did_you_mean
 from mdlm_bench.progress import live_progress
+from mdlm_bench.evaluate.lm_eval_dist import ProcessGroupMixin
 
 NAME = "mdlm"
 PAD_TO = ("canvas", "none")
@@ -108,7 +109,7 @@ def decoding_from_args(decoding: Any, overrides: Dict[str, Any]) -> DecodeConfig
 
 
 # --- the model ----------------------------------------------------------------------------------
-class MDLMEvalLM(LM):
+class MDLMEvalLM(ProcessGroupMixin, LM):
     """lm-eval LM over an MDLM. See the module docstring for the decoding and likelihood conventions.
 
     row_hook (optional): lookup(task, doc_id, doc, context) -> str | None returns a cached output;
@@ -122,6 +123,7 @@ class MDLMEvalLM(LM):
                  max_batch_size=None, loglikelihood_chat: bool = False, pad_to: Optional[str] = None,
                  canvas: Optional[int] = None, **model_args):
         super().__init__()
+        self._join_process_group()  # lm-eval splits requests over these ranks
         unknown = sorted(set(model_args) - set(_DECODING_FIELDS))
         if unknown:
             valid = sorted(set(_DECODING_FIELDS) | {"pretrained", "batch_size", "chat", "seed", "mc_num",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -17,6 +18,14 @@ from mdlm_bench.decode.config import DecodeConfig
 from mdlm_bench.evaluate.config import Key, RunConfig
 from mdlm_bench.io import JsonlAppender, atomic_write_text, read_jsonl, repair_jsonl
 from mdlm_bench.rundir import GENERATIONS
+
+# Row field: seconds this row took to decode (its batch's wall time over the batch's rows). It varies from run
+# to run, so comparisons of two runs' rows leave it out (`without_timing`); config digests never include it.
+WALL = "wall_s"
+
+
+def without_timing(rows: Sequence[dict]) -> List[dict]:
+    return [{k: v for k, v in r.items() if k != WALL} for r in rows]
 
 
 def row_seed(seed: int, task: str, uid: str) -> int:
@@ -107,7 +116,7 @@ class RowDecoder:
 
         items = [dict(task=t, uid=doc_uid(doc, doc_id), index=doc_id, prompt=ctx, ids=ids)
                  for (t, doc_id, doc, ctx), ids in zip(keys, prompt_ids)]
-        self.decode_items(items, config)
+        self.decode_items(items, config, split=False)  # lm-eval already gave this rank its own documents
         out = []
         for it in items:
             row = self.store.get(it["task"], it["uid"], self.seed)
@@ -116,13 +125,14 @@ class RowDecoder:
         return out
 
     # --- shared ---------------------------------------------------------------------------------
-    def decode_items(self, items: List[dict], config: DecodeConfig) -> None:
-        """items: dicts with task, uid, index, prompt, ids. Decodes this rank's share, then syncs."""
+    def decode_items(self, items: List[dict], config: DecodeConfig, split: bool = True) -> None:
+        """items: dicts with task, uid, index, prompt, ids. Decodes this rank's share, then syncs; split=False:
+        the items are this rank's already (lm-eval's split), decoded here without waiting for the others."""
         from mdlm_bench.perturb.operators import PerturbationHook
         from mdlm_bench.decode.prompts import generate_many
 
         todo = [it for it in items if self.store.get(it["task"], it["uid"], self.seed) is None]
-        mine = todo[self.dist.rank::self.dist.world]
+        mine = todo[self.dist.rank::self.dist.world] if split else todo
         room = (self.model.max_positions or 1 << 30) - config.gen_length
         for it in mine:
             if len(it["ids"]) > room:  # keep the end of an over-long prompt (where the question is)
@@ -134,6 +144,7 @@ class RowDecoder:
         current: Dict[str, Any] = {}
 
         def hooks_for(idx):
+            current["t0"] = time.perf_counter()  # a batch's wall time is shared out over its rows
             if not self.spec:
                 current["hook"] = None
                 return ()
@@ -143,7 +154,8 @@ class RowDecoder:
 
         def on_batch(idx, results):
             hook = current.get("hook")
-            rows = [self._row(mine[i], res, config, hook.record(k) if hook else None)
+            wall = (time.perf_counter() - current["t0"]) / max(1, len(idx))
+            rows = [self._row(mine[i], res, config, hook.record(k) if hook else None, wall)
                     for k, (i, res) in enumerate(zip(idx, results))]
             self.store.put(rows)
             if bar is not None:
@@ -153,17 +165,18 @@ class RowDecoder:
             seeds = [row_seed(self.seed, it["task"], it["uid"]) for it in mine]
             generate_many(self.model, [it["ids"] for it in mine], config, seeds, self.cfg.batch_size,
                           hooks_for, on_batch)
-        self.dist.barrier()
-        self.store.refresh()
+        if split:
+            self.dist.barrier()
+            self.store.refresh()
 
-    def _row(self, item: dict, res, config: DecodeConfig, record: Optional[dict]) -> dict:
+    def _row(self, item: dict, res, config: DecodeConfig, record: Optional[dict], wall_s: float = 0.0) -> dict:
         rec = record or {"events": [], "requested_fraction": 0.0, "effective_fraction": 0.0}
         row = {
             "task": item["task"], "uid": item["uid"], "seed": self.seed, "index": item["index"],
             "digest": self.digest, "model": self.cfg.model, "prompt": item["prompt"], "output": res.text,
             "nfe": res.nfe, "row_seed": row_seed(self.seed, item["task"], item["uid"]),
             "decoding": config.to_dict(), "perturbation": self.spec.to_dict() if self.spec else None,
-            **rec, "token_ids": res.token_ids,
+            **rec, "token_ids": res.token_ids, WALL: round(wall_s, 6),
         }
         for k in ("turns", "reference", "category", "prompt_truncated"):
             if k in item:
@@ -228,7 +241,8 @@ def _run_multi_turn(decoder: RowDecoder, task: str, prompts: List[dict], config:
             uid = str(p["uid"])
             parts = [decoder.store.get(f"{task}#turn{t + 1}", uid, decoder.seed) for t in range(len(p["turns"]))]
             row = dict(parts[0], task=task, prompt=p["turns"], output=answers[uid],
-                       nfe=sum(r["nfe"] for r in parts), category=p.get("category"), reference=p.get("reference"),
+                       nfe=sum(r["nfe"] for r in parts), **{WALL: sum(r.get(WALL, 0.0) for r in parts)},
+                       category=p.get("category"), reference=p.get("reference"),
                        events=[dict(e, turn=i + 1) for i, r in enumerate(parts) for e in r["events"]],
                        effective_fraction=sum(r["effective_fraction"] for r in parts) / len(parts),
                        token_ids=[r.get("token_ids", []) for r in parts])
