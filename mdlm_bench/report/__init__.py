@@ -194,14 +194,11 @@ def print_report(report: dict, console) -> None:
 
 
 def print_headline(report: dict, console, headline: Optional[dict] = None) -> None:
-    """The headline table; with a reference `headline` (drops and claims), its drop table and claims too."""
+    """The first screen in the terminal: the verdict boxes (reference runs), the pooled table and the drop
+    table, from the same tables and number formats as the files (`headline` is kept for callers)."""
     from mdlm_bench.report import render
 
     render.print_headline(report, console)
-    if headline is not None:
-        from mdlm_bench.report.claims import print_drops
-
-        print_drops(headline, console)
 
 
 def write_headline(out_dir: Path, report: dict, headline: dict) -> None:
