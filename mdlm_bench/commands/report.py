@@ -54,5 +54,5 @@ def main(args: argparse.Namespace) -> int:
     report = build_report(args.runs, args.sweep, args.out, labels=args.label, comparisons=args.pair,
                           settings=settings, console=Console(stderr=True))  # progress on stderr
     print_report(report, console)
-    console.print(f"wrote {args.out}/report.md, report.json, report.html")
+    console.print(f"wrote {args.out}/report.md, report.json, report.html", soft_wrap=True)
     return 0

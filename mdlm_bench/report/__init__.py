@@ -67,6 +67,9 @@ def _question(report: dict) -> str:
     metrics = report["headline"]["metrics"] or sorted(
         {m for sw in report["sweeps"] for lv in sw["levels"] for m in lv["metrics"]})
     what = " and ".join(m.replace("_", " ") for m in metrics[:2]) or "their scores"
+    if len(report["comparisons"]) == 1:
+        c = report["comparisons"][0]
+        return f"Does {c['label_b']} differ from {c['label_a']} on {what}, pooled over tasks?"
     if report["comparisons"]:
         return (f"Which of {len(report['comparisons'])} paired comparisons between "
                 f"{len(labels)} runs differ on {what}, pooled over tasks?")
@@ -202,12 +205,15 @@ def print_headline(report: dict, console, headline: Optional[dict] = None) -> No
 
 
 def write_headline(out_dir: Path, report: dict, headline: dict) -> None:
-    """headline.json (the reference's headline, drops and claims) and headline.md beside the report."""
+    """headline.json (the reference's headline, drops and claims) and headline.md beside the report: the
+    verdict boxes, the pooled table and the drop table, written by the report's own renderer."""
     from mdlm_bench.io import atomic_write_text, write_json
-    from mdlm_bench.report.claims import drops_markdown
-    from mdlm_bench.report.render import table_markdown
-    from mdlm_bench.report.tables import headline_table
+    from mdlm_bench.report.document import TableBlock, verdict_blocks
+    from mdlm_bench.report.render import blocks_markdown
+    from mdlm_bench.report.tables import drops_table, headline_table
 
     write_json(Path(out_dir) / "headline.json", headline)
-    atomic_write_text(Path(out_dir) / "headline.md", table_markdown(headline_table(report), "##")
-                      + drops_markdown(headline))
+    blocks = [TableBlock(headline_table(report), 2)] + verdict_blocks(report)
+    if report.get("drops"):
+        blocks.append(TableBlock(drops_table(report), 2))
+    atomic_write_text(Path(out_dir) / "headline.md", blocks_markdown(blocks))

@@ -105,7 +105,7 @@ Block = Union[Title, Meta, Heading, Para, TableBlock, Figure, Bullets, Details, 
 CAPTIONS = {
     "sensitivity": "Exact match (or each metric) against the share of generated tokens displaced, in percent: one "
                    "panel per model, its band the bootstrap CI, the other models in grey; labels give the change "
-                   "from 0% in percentage points.",
+                   "from the unperturbed level in percentage points.",
     "forest": "Pooled differences B - A with paired bootstrap CIs; red: significant after Holm.",
     "win_rates": "Judge win rates against each run's baseline, with percentile bootstrap intervals.",
 }
@@ -167,3 +167,18 @@ def document(report: dict, terminal: bool = False) -> List[Block]:
         Details(["Runs compared, with config digests"], [TableBlock(run_table(report), 4)]),
     ]
     return blocks
+
+
+def tables_of(blocks: List[Block]) -> List[Table]:
+    """Every table the blocks show (inside sections, columns and verdict boxes too)."""
+    out: List[Table] = []
+    for b in blocks:
+        if isinstance(b, TableBlock):
+            out.append(b.table)
+        elif isinstance(b, Details):
+            out += tables_of(b.blocks)
+        elif isinstance(b, Columns):
+            out += tables_of(b.left + b.right)
+        elif isinstance(b, Verdicts):
+            out += [v.table for v in b.boxes]
+    return out

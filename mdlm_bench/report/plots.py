@@ -64,7 +64,7 @@ def sensitivity(report: dict) -> Optional[bytes]:
         return None
     plt = _plt()
     n = len(sweeps)
-    fig, axes = plt.subplots(len(metrics), n, figsize=(min(12.0, 4.0 * n), 3.3 * len(metrics)), squeeze=False,
+    fig, axes = plt.subplots(len(metrics), n, figsize=(min(12.0, 4.0 * n), 2.9 * len(metrics)), squeeze=False,
                              sharey="row")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for row, m in zip(axes, metrics):

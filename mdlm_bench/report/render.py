@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from mdlm_bench.report.document import (CAPTIONS, Bullets, Columns, Details, Figure, Heading, Meta, Para, Pointer,
                                         TableBlock, Title, Verdicts, document, headline_blocks,
@@ -54,8 +54,8 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def table_markdown(t: Table, level: str = "###") -> str:
-    lines = [f"{level} {t.title}", ""]
+def table_markdown(t: Table, level: str = "###", title: bool = True) -> str:
+    lines = [f"{level} {t.title}", ""] if title else []
     lines.append("| " + " | ".join(_md_escape(cell_text(c)) for c in t.columns) + " |")
     numeric = [bool(t.rows) and all(not isinstance(row[k], str) for row in t.rows) for k in range(len(t.columns))]
     lines.append("|" + "".join("---:|" if n else "---|" for n in numeric))
@@ -90,10 +90,14 @@ def _md_block(b, plot_files: Dict[str, str]) -> List[str]:
         return [line for c in b.left + b.right for line in _md_block(c, plot_files)]
     if isinstance(b, Verdicts):
         return [line for v in b.boxes for line in
-                [f"## Claim ({v.tag}): **{v.word}**", "", v.sentence, "", table_markdown(v.table, "####")]]
+                [f"## {v.table.title}: **{v.word}**", "", v.sentence, "", table_markdown(v.table, title=False)]]
     if isinstance(b, Pointer):
         return [b.text, ""]
     raise TypeError(f"no markdown for {type(b).__name__}")
+
+
+def blocks_markdown(blocks, plot_files: Optional[Dict[str, str]] = None) -> str:
+    return "\n".join(line for b in blocks for line in _md_block(b, plot_files or {}))
 
 
 def to_markdown(report: dict, plot_files: Dict[str, str]) -> str:

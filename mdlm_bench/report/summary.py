@@ -75,7 +75,10 @@ def findings(report: dict, limit: int = 5) -> List[str]:
     ns = [r for r in rows if not r["significant"]]
     first: List[str] = []
     if rows:
-        first.append(f"{fmt(len(sig))} of {_count(len(rows), 'pooled comparison')} differ significantly at alpha "
+        verb = "differs" if len(rows) == 1 else "differ"
+        head = ("The pooled comparison" if len(sig) == 1 else "The pooled comparison does not") if len(rows) == 1 \
+            else f"{fmt(len(sig))} of {_count(len(rows), 'pooled comparison')}"
+        first.append(f"{head} {verb if len(rows) > 1 or sig else 'differ'} significantly at alpha "
                      f"{fmt(s['alpha'])} after Holm correction.")
     largest = [f"Largest significant effect: {_effect(sig[0], s['ci_percent'])}."] if sig else []
     second = [f"Next: {_effect(sig[1], s['ci_percent'])}."] if len(sig) > 1 else []

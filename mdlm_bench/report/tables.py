@@ -106,16 +106,15 @@ def _nums(cell: Cell) -> Iterator[Num]:
             yield from _nums(c)
 
 
-def column_decimals(values: Sequence[Any], digits: int = 3) -> int:
-    """Decimals that give the column's largest magnitude `digits` significant digits (0 for integers,
-    at most 6), so every number of one column is written the same way."""
-    xs = [float(v) for v in values if v is not None and not isinstance(v, bool) and math.isfinite(float(v))]
+def column_decimals(values: Sequence[Any], digits: int = 3, most: int = 4) -> int:
+    """The decimals of one column: enough for `digits` significant digits of its largest magnitude and one
+    of its smallest non-zero one, at most `most`; so every number of a column is written the same way."""
+    xs = [abs(float(v)) for v in values if v is not None and not isinstance(v, bool) and math.isfinite(float(v))]
+    xs = [x for x in xs if x > 0]
     if not xs:
         return 0
-    big = max(abs(x) for x in xs)
-    if big == 0:
-        return 0
-    return max(0, min(6, digits - 1 - math.floor(math.log10(big))))
+    need = max(digits - 1 - math.floor(math.log10(max(xs))), -math.floor(math.log10(min(xs))))
+    return max(0, min(most, need))
 
 
 def format_columns(t: "Table") -> "Table":
@@ -301,8 +300,8 @@ def sweep_tables(report: dict) -> List[Table]:
                   ["edit distance", "unchanged", "length change"],
                   note=f"{sw['path']}. fraction: the requested share of generated tokens displaced; measured: the "
                        f"share actually displaced (fewer where a canvas has too few tokens); edit distance: mean "
-                       f"token edits from the level-0 output; unchanged: share of outputs equal to level 0's; "
-                       f"length change: mean tokens gained or lost against level 0.")
+                       f"token edits from the unperturbed output; unchanged: share of outputs left as they were; "
+                       f"length change: mean tokens gained or lost against the unperturbed output.")
         for li, lv in enumerate(sw["levels"]):
             ref = f"/sweeps/{si}/levels/{li}"
             means = [opt_at(report, f"{ref}/metrics/{m}/mean") for m in metrics]
