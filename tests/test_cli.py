@@ -73,3 +73,49 @@ def test_cuda_requested_without_gpu(tiny_path):
         pytest.skip("a GPU is present")
     r = _cli("generate", "--model", str(tiny_path), "--prompt", "a", "--device", "cuda")
     assert r.returncode == 2 and "--device cpu" in r.stderr
+
+
+def _subparsers():
+    import argparse
+
+    from mdlm_bench.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+OTHER_PROGRAMS_FLAGS = {"--config_file"}  # train's help quotes an accelerate command line
+
+
+def test_each_help_names_only_flags_it_accepts_and_every_flag_has_help_and_default():
+    """`--help` of every subcommand: no flag named that the command does not accept (e.g. the reference
+    experiment's flags under sweep), each flag with a help line, and each default stated."""
+    import argparse
+    import re
+
+    bad = []
+    for name, sub in _subparsers().items():
+        text = sub.format_help()
+        accepted = {opt for a in sub._actions for opt in a.option_strings}
+        named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", text)) - OTHER_PROGRAMS_FLAGS
+        bad += [f"{name}: help names {flag}, which it does not accept" for flag in sorted(named - accepted)]
+        for a in sub._actions:
+            if isinstance(a, argparse._HelpAction):
+                continue
+            label = a.option_strings[0] if a.option_strings else a.dest
+            if not a.help or a.help == argparse.SUPPRESS:
+                bad.append(f"{name} {label}: no help line")
+                continue
+            flag = isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+            if a.option_strings and not flag and a.default not in (None, [], argparse.SUPPRESS) \
+                    and "default" not in a.help.lower():
+                bad.append(f"{name} {label}: default {a.default!r} not stated")
+    assert not bad, "\n".join(bad)
+
+
+def test_sweep_help_has_no_reference_or_single_fraction_flags():
+    text = _subparsers()["sweep"].format_help()
+    for flag in ("--report-out", "--reference-config", "--fraction "):
+        assert flag not in text, flag
+    assert "--fractions" in text and "sweep block" in text

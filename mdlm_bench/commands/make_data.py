@@ -10,7 +10,7 @@ ORDER = 59
 def add_arguments(p) -> None:
     p.add_argument("--output", "-o", required=True, help="JSONL file to write")
     p.add_argument("--per-family", type=int, default=1000, help="rows per task family (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (training uses 0; evaluation 1)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0, as training uses; evaluation uses 1)")
     p.add_argument("--families", default=None, help="comma-separated subset of families (default all)")
 
 

@@ -7,28 +7,38 @@ HELP = "evaluate a model on tasks, optionally perturbed (no arguments: the bundl
 ORDER = 10
 
 
-def add_arguments(p):
+def add_arguments(p, sweep: bool = False):
+    """run's flags; `sweep`: the sweep command's share of them (no --fraction, no reference experiment)."""
     from mdlm_bench.commands._common import add_decoding_args, add_model_args
 
     p.add_argument("--config", help="RunConfig YAML (flags given here override it)")
     add_model_args(p, required=False)
     p.add_argument("--tasks", help="comma-separated task names (see 'mdlm-bench ls tasks')")
     p.add_argument("--perturbation", help="perturbation spec YAML or bundled name (see 'mdlm-bench ls perturbations')")
-    p.add_argument("--fraction", type=float, help="override the spec's fraction")
-    p.add_argument("--seeds", help="comma-separated seeds (default 0)")
-    p.add_argument("--limit", type=int, help="at most N documents per task")
+    if sweep:
+        p.set_defaults(fraction=None)
+        p.add_argument("--seeds", help="comma-separated seeds (default: the spec's sweep block, else 0)")
+    else:
+        p.add_argument("--fraction", type=float, help="override the spec's fraction (default: the spec's)")
+        p.add_argument("--seeds", help="comma-separated seeds (default 0, or the config's)")
+    p.add_argument("--limit", type=int, help="at most N documents per task (default: all)")
     p.add_argument("--batch-size", type=int, help="documents decoded together (default 16)")
-    p.add_argument("--bench-dir", help="benchmark directory for open-ended sets (or $MDLM_BENCH_DATA)")
-    p.add_argument("--chat", dest="chat", action="store_true", default=None, help="apply the chat template")
-    p.add_argument("--no-chat", dest="chat", action="store_false")
+    p.add_argument("--bench-dir", help="benchmark directory for open-ended sets (default $MDLM_BENCH_DATA)")
+    p.add_argument("--chat", dest="chat", action="store_true", default=None,
+                   help="apply the model's chat template to each prompt (default: on)")
+    p.add_argument("--no-chat", dest="chat", action="store_false", help="feed each prompt as raw text")
     add_decoding_args(p)
-    p.add_argument("--out", help="run directory (default runs/<model>-<digest>)")
+    p.add_argument("--out", help="run directory (default runs/<model>-<digest>)" if not sweep else
+                   "sweep directory (default runs/sweep-<model>-<digest>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run directory made with another config")
-    p.add_argument("--judge-base-url", help="judge endpoint for the reference experiment (or $MDLM_JUDGE_BASE_URL)")
-    p.add_argument("--judge-model", help="judge model name (or $MDLM_JUDGE_MODEL)")
-    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="name of the variable holding the key")
-    p.add_argument("--report-out", help="reference experiment: report directory (default from reports/reference.yaml)")
-    p.add_argument("--reference-config", help="reference experiment settings (default reports/reference.yaml)")
+    what = "each perturbed level against level 0" if sweep else "the reference experiment"
+    p.add_argument("--judge-base-url", help=f"judge endpoint to judge {what} (default $MDLM_JUDGE_BASE_URL)")
+    p.add_argument("--judge-model", help="judge model name (default $MDLM_JUDGE_MODEL)")
+    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                   help="name of the variable holding the judge's key (default OPENAI_API_KEY)")
+    if not sweep:
+        p.add_argument("--report-out", help="reference experiment: report directory (default from reports/reference.yaml)")
+        p.add_argument("--reference-config", help="reference experiment settings (default reports/reference.yaml)")
 
 
 def parse_seeds(text):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Dict, Union
 
@@ -29,11 +31,42 @@ def resolve_model_path(path_or_name: Union[str, Path]) -> Path:
         return p.resolve()
     if p.exists():
         raise UserError(f"model '{path_or_name}' is a file; pass the checkpoint directory that holds config.json")
-    hint = did_you_mean(str(path_or_name), bundled) if bundled else ""
+    name = str(path_or_name)
+    from mdlm_bench.models.presets import PRESETS
+
+    if name in PRESETS:
+        raise UserError(f"model '{name}' is a random-init preset, not a checkpoint; write one with "
+                        f"'mdlm-bench init-model DIR --preset {name}', then pass --model DIR")
+    if _HUB_ID.fullmatch(name):
+        return _from_hub(name)
+    hint = did_you_mean(name, bundled) if bundled else ""
     raise UserError(
         f"model '{path_or_name}' is neither a directory nor a bundled model{hint}; "
         "pass a checkpoint directory or see 'mdlm-bench ls models'"
     )
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _from_hub(repo_id: str) -> Path:
+    """A hub id: the local snapshot as transformers finds it (cache, or a download when online); offline or
+    unreachable, one line on how to fetch it."""
+    how = (f"download it with 'huggingface-cli download {repo_id} --local-dir DIR' on a machine with access, "
+           f"then pass --model DIR")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=_offline()))
+    except Exception as e:  # offline, not in the cache, no such repo, no network
+        where = "offline (HF_HUB_OFFLINE) and not in the local hub cache" if _offline() else \
+            f"could not be fetched from the hub ({type(e).__name__})"
+        raise UserError(f"model '{repo_id}' is no directory here, and as a hub id it is {where}; {how}") from None
 
 
 def resolve_dtype(dtype, device: str):
