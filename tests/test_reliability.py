@@ -272,6 +272,8 @@ def test_every_game_failing_names_the_cause(tmp_path, capsys, monkeypatch, fault
     assert rc == 1 and "Traceback" not in err
     warning = [x for x in err.splitlines() if x.startswith("warning:")][-1]
     assert "every one" in warning and "chat completion" in warning, warning
+    cause = {"garbage": "HTTP 200 but the body is not JSON", "empty": "HTTP 200 but 'choices' is empty"}[fault]
+    assert cause in warning, warning
 
 
 def test_directories_made_before_markers_existed_keep_working(tmp_path):

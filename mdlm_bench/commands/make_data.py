@@ -28,7 +28,14 @@ def main(args) -> int:
     from mdlm_bench.rundir import output_file_check
 
     output_file_check(Path(args.output))
-    fams = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
+    fams = None
+    if args.families is not None:
+        fams = [f.strip() for f in args.families.split(",") if f.strip()]
+        if not fams:
+            from mdlm_bench.train.synthetic import FAMILIES
+
+            raise UserError(f"--families '{args.families}' names no family; pass some of {', '.join(FAMILIES)}, "
+                            "or leave the flag out for all")
     rows = generate(args.per_family, seed=args.seed, families=fams)
     atomic_write_text(args.output, "".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {len(rows)} rows to {args.output}")
