@@ -74,6 +74,25 @@ def test_second_writer_is_refused_with_the_holders_pid_and_kill_9_frees_the_lock
     assert rc == 0, err
     assert len(read_jsonl(out / "generations.jsonl")) == 2
     assert json.loads((out / ".mdlm-bench-dir.json").read_text())["mdlm_bench_dir"] == "run"
+    assert not list(out.rglob(".mdlm-bench.lock")), "a clean exit leaves no lock file behind"
+
+
+def test_lock_file_is_removed_on_exit_and_the_next_writer_locks_afresh(tmp_path):
+    from mdlm_bench.errors import UserError
+    from mdlm_bench.rundir import LOCK, locked
+
+    with locked(tmp_path / "D"):
+        assert (tmp_path / "D" / LOCK).read_text().strip() == str(os.getpid())
+        with pytest.raises(UserError, match="being written"):  # a second open file description is refused
+            with locked(tmp_path / "D"):
+                pass
+    assert not (tmp_path / "D" / LOCK).exists()
+    with pytest.raises(RuntimeError):
+        with locked(tmp_path / "D"):
+            raise RuntimeError("a failing writer")
+    assert not (tmp_path / "D" / LOCK).exists()
+    with locked(tmp_path / "D"):
+        assert (tmp_path / "D" / LOCK).exists()
 
 
 def test_a_writer_that_started_first_wins_and_the_other_config_is_refused(tmp_path, tiny_path, capsys):

@@ -130,5 +130,35 @@ def main(args) -> int:
     cfg = build_config(args)
     out = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.model).name}-{cfg.digest()}"
     metrics = execute(cfg, out, overwrite=args.overwrite, console=console)
-    print_run_summary(metrics, Console(), title=f"{cfg.model} ({out})")
+    stdout = Console()
+    print_examples(out, stdout)
+    print_run_summary(metrics, stdout, title=f"{cfg.model} ({out})")
     return 0
+
+
+def print_examples(out, console, n: int = 3, width: int = 90) -> None:
+    """A few decoded rows (the first of each of the first n tasks), so the text itself is seen; each
+    shortened to `width` characters, the rest in generations.jsonl."""
+    from rich.text import Text
+
+    from mdlm_bench.rundir import load_generations
+
+    def short(x) -> str:
+        text = " / ".join(x) if isinstance(x, list) else str(x)
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    first = {}
+    for r in load_generations(out, required=False):
+        first.setdefault(r["task"], r)
+    if not first:
+        return
+    console.print(Text(f"decoded examples (all rows: {out}/generations.jsonl)", style="bold"), soft_wrap=True)
+    for r in list(first.values())[:n]:
+        score = ", ".join(f"{k} {v:g}" for k, v in (r.get("metrics") or {}).items() if isinstance(v, (int, float)))
+        console.print(Text(f"{r['task']} #{r['uid']} (seed {r.get('seed', 0)})" + (f": {score}" if score else ""),
+                           style="bold"))
+        console.print(Text("  prompt: " + short(r.get("prompt", ""))))
+        console.print(Text("  output: " + short(r.get("output", ""))))
+        if r.get("reference") is not None:
+            console.print(Text("  wanted: " + short(r["reference"])))
