@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Dict, Union
 
 from mdlm_bench.errors import UserError, did_you_mean
-from mdlm_bench.models.mdlm import MDLM
+from mdlm_bench.models.mdlm import MDLM, quiet_transformers  # noqa: F401 (re-exported)
 from mdlm_bench.resources import BUNDLED_MODELS
 
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -90,14 +90,6 @@ def resolve_device(device: str) -> str:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device '{device}' requested but CUDA is not available here; pass --device cpu")
     return device
-
-
-def quiet_transformers() -> None:
-    """Our own progress bars and messages replace transformers' per-shard bars and notices."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
 
 
 def load_model(path_or_name, dtype="float32", device: str = "cpu", trust_remote_code: bool = False,
