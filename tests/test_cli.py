@@ -119,3 +119,49 @@ def test_sweep_help_has_no_reference_or_single_fraction_flags():
     for flag in ("--report-out", "--reference-config", "--fraction "):
         assert flag not in text, flag
     assert "--fractions" in text and "sweep block" in text
+
+
+def test_report_sweep_flag_leaves_positional_runs_alone():
+    from mdlm_bench.cli import build_parser
+
+    args = build_parser().parse_args(["report", "--sweep", "S", "RUN_A", "RUN_B"])
+    assert args.sweep == ["S"] and args.runs == ["RUN_A", "RUN_B"]
+    args = build_parser().parse_args(["report", "A", "B", "--sweep", "S1", "--sweep", "S2"])
+    assert args.sweep == ["S1", "S2"] and args.runs == ["A", "B"]
+
+
+def test_ls_to_a_pipe_never_cuts_names():
+    """Redirected, `ls` prints each table at its own width: every task name and model path whole."""
+    from mdlm_bench.benchdata import BENCHES
+    from mdlm_bench.models import bundled_models
+
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("COLUMNS", None)
+    out = subprocess.run([sys.executable, "-m", "mdlm_bench", "ls", "tasks"], capture_output=True, text=True,
+                         env=env, timeout=120).stdout
+    assert "…" not in out
+    for name in BENCHES:
+        assert f" {name} " in out, name
+    out = subprocess.run([sys.executable, "-m", "mdlm_bench", "ls", "models"], capture_output=True, text=True,
+                         env=env, timeout=120).stdout
+    assert "…" not in out and all(str(p) in out for p in bundled_models().values()), out
+
+
+def test_progress_columns_show_a_rate_and_eta_even_for_a_task_done_in_one_step():
+    import io
+
+    from rich.console import Console
+
+    from mdlm_bench.progress import EtaColumn, RateColumn, make_progress
+
+    progress = make_progress(Console(file=io.StringIO(), width=100))
+    task_id = progress.add_task("t", total=8)
+    task = progress.tasks[0]
+    assert "…" in RateColumn().render(task).plain and "eta …" in EtaColumn().render(task).plain
+    progress.start_task(task_id)
+    task.start_time -= 2.0  # two seconds in, half done: 2 docs/s and 2 s to go
+    progress.update(task_id, completed=4)
+    assert RateColumn().render(task).plain.startswith("2.0") and "eta 0:00:02" in EtaColumn().render(task).plain
+    progress.update(task_id, completed=8)
+    assert "docs/s" in RateColumn().render(task).plain and "-" not in RateColumn().render(task).plain
+    assert EtaColumn().render(task).plain.startswith("took ")

@@ -314,3 +314,15 @@ def test_directories_made_before_markers_existed_keep_working(tmp_path):
     shutil.copytree(REPO / "tests", foreign / "t", ignore=shutil.ignore_patterns("__pycache__"))
     with pytest.raises(UserError, match="did not write"):
         claim_dir(foreign, "run", overwrite=True)
+
+
+def test_a_rerun_says_how_many_rows_it_reused_and_run_shows_decoded_text(tmp_path, tiny_path, capsys):
+    out = tmp_path / "R"
+    capsys.readouterr()
+    assert main([str(a) for a in run_args(tiny_path, out)]) == 0
+    first = capsys.readouterr()
+    assert "reused" not in first.err
+    assert "decoded examples" in first.out and "  output: " in first.out and "synth_copy #" in first.out
+    assert main([str(a) for a in run_args(tiny_path, out)]) == 0
+    again = capsys.readouterr()
+    assert "reused 2 of 2 rows" in " ".join(again.err.split()) and "decoded 0" in again.err
