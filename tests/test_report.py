@@ -221,7 +221,7 @@ def test_sweep_only_report(tmp_path):
     rep = build_report([], [s], tmp_path / "out", settings=FAST)
     assert [lv["fraction"] for lv in rep["sweeps"][0]["levels"]] == [0.0, 0.05, 0.1]
     assert set(rep["plots"]) == {"sensitivity"}
-    assert rep["findings"] == ["From displaced fraction 0 to 0.1 the mean goes from 1 to 0 for llada."]
+    assert rep["findings"] == ["From 0% to 10% of tokens displaced the mean goes from 1 to 0 for llada."]
 
 
 # ----------------------------------------------------------------------------------------- bad input

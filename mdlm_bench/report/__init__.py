@@ -73,7 +73,7 @@ def _question(report: dict) -> str:
     if report["comparisons"]:
         return (f"Which of {len(report['comparisons'])} paired comparisons between "
                 f"{len(labels)} runs differ on {what}, pooled over tasks?")
-    return f"How does {what} change with the displaced fraction for {', '.join(labels)}?"
+    return f"How does {what} change with the share of tokens displaced for {', '.join(labels)}?"
 
 
 def _run_entry(run, out_dir: Path) -> dict:

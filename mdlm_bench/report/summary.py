@@ -106,8 +106,8 @@ def findings(report: dict, limit: int = 5) -> List[str]:
     sweep = []
     if ends:
         lv = report["sweeps"][0]["levels"]
-        sweep = [f"From displaced fraction {fmt(lv[0]['fraction'])} to {fmt(lv[-1]['fraction'])} the mean goes "
-                 f"from {_names(ends, 6)}."]
+        sweep = [f"From {lv[0]['fraction'] * 100:g}% to {lv[-1]['fraction'] * 100:g}% of tokens displaced the "
+                 f"mean goes from {_names(ends, 6)}."]
     judged = [judge_sentence(j, s["ci_percent"], s["alpha"]) for j in report["judge"][:1]]
     # shown in reading order; when there are more than `limit`, the lowest priority ones go
     shown = [(0, first), (1, largest), (5, second), (2, rest), (3, caveat), (4, sweep), (6, judged)]

@@ -333,10 +333,12 @@ def settings_line(report: dict) -> List[Cell]:
 
 def display(values: Sequence[Any]) -> str:
     """Short text of a list of settings (dicts as k=v), stored in report.json beside the values."""
-    def one(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{k}={one(x)}" for k, x in v.items()) + "}"
+    def one(v: Any, top: bool = True) -> str:
+        if isinstance(v, dict):  # settings as 'key value' pairs; unset ones (None, False, empty) left out
+            inner = ", ".join(f"{k} {one(x, False)}" for k, x in v.items() if x not in (None, False, [], {}))
+            return inner if top else "(" + inner + ")"
         if isinstance(v, list):
-            return "[" + ", ".join(one(x) for x in v) + "]"
+            return "–".join(one(x, False) for x in v) if len(v) == 2 and all(
+                isinstance(x, (int, float)) for x in v) else ", ".join(one(x, False) for x in v)
         return "none" if v is None else str(v)
     return "; ".join(one(v) for v in values) if values else "n/a"
