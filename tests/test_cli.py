@@ -119,6 +119,7 @@ def test_sweep_help_has_no_reference_or_single_fraction_flags():
     for flag in ("--report-out", "--reference-config", "--fraction "):
         assert flag not in text, flag
     assert "--fractions" in text and "sweep block" in text
+    assert "lm-eval" not in _subparsers()["generate"].format_help()  # generate runs no tasks
 
 
 def test_report_sweep_flag_leaves_positional_runs_alone():

@@ -405,3 +405,36 @@ def test_console_error_check_can_fail(tmp_path):
     page.write_text("<!DOCTYPE html><html><body><p>x</p><script>undefined_function()</script></body></html>")
     msgs = _console_messages(_chromium(page, "--dump-dom").stderr)
     assert len(msgs) == 1 and "undefined_function is not defined" in msgs[0]
+
+
+def test_verdict_box_reads_prompts_and_mdd_when_the_statistics_record_them():
+    """The verdict table shows prompts and the minimum detectable difference where report.json has them
+    (`n_prompts`, `mdd`), and paired rows without an MDD column where it does not."""
+    from mdlm_bench.report.document import Verdicts, document
+    from mdlm_bench.report.tables import cell_text
+    from mdlm_bench.report.verdicts import claim_verdicts, verdict_sentence, verdict_table
+
+    def drop(level, m, **extra):
+        return {"comparison": f"drop @{level}: {m} → f", "n": 30, "diff": -0.02, "ci_low": -0.05, "ci_high": 0.01,
+                "p_holm": 0.4, "significant": False, **extra}
+
+    claims = [{"claim": "f beats a", "levels": ["0%"], "holds_at": [], "worse_than_some_at": [], "favoured_at": [],
+               "verdict": "does not hold"},
+              {"claim": "f is more robust", "levels": ["5%"], "holds_at": [], "worse_than_some_at": [],
+               "favoured_at": ["5%"], "verdict": "does not hold"}]
+    head = {"comparisons": [{"comparison": "a → f, both @0%", "metric": "exact_match", "n": 30, "diff": 0.01,
+                             "ci_low": -0.02, "ci_high": 0.04, "p_holm": 1.0, "significant": False}]}
+    for extra, cols in (({}, ["rows"]), ({"n_prompts": 10, "mdd": 0.031}, ["prompts", "MDD, pp"])):
+        report = {"headline": head, "drops": [drop("5%", "a", **extra)], "settings": {"ci_percent": 95.0}}
+        v = claim_verdicts(claims, report, "f", ["a"])
+        assert [r["ref"] for r in v[0]["rows"]] == ["/headline/comparisons/0"]
+        t = verdict_table(report, v[1])
+        names = [cell_text(c) for c in t.columns]
+        assert all(c in names for c in cols) and ("MDD, pp" in names) == bool(extra), names
+        row = dict(zip(names, [cell_text(c) for c in t.rows[0]]))
+        assert row["drop B − A, pp [95% CI]"] == "-2.00 [-5.00, 1.00]" and row["p (Holm)"] == "0.400"
+        if extra:
+            assert row["prompts"] == "10" and row["MDD, pp"] == "3.10" and "MDD:" in t.note
+        else:
+            assert row["rows"] == "30"
+        assert "Found at no level" in verdict_sentence(v[1]) and "p < 0.05" not in verdict_sentence(v[1])
