@@ -137,7 +137,9 @@ def verdict_blocks(report: dict) -> List[Block]:
     """A box per claim of report["verdicts"] (the reference experiment); nothing for other reports."""
     from mdlm_bench.report.verdicts import verdict_sentence, verdict_table
 
-    boxes = [Verdict(v["verdict"], v["tag"], verdict_sentence(v), verdict_table(report, v))
+    alpha = report["settings"].get("alpha", 0.05)
+    boxes = [Verdict(v["verdict"], v["tag"], v.get("sentence") or verdict_sentence(v, alpha),
+                     verdict_table(report, v))
              for v in report.get("verdicts") or [] if v.get("rows")]
     return [Verdicts(boxes)] if boxes else []
 

@@ -35,8 +35,10 @@ def claim_verdicts(claims: List[dict], report: dict, focus: str, others: List[st
                     ref = None if i is None else f"/drops/{i}"
                 if ref is not None:
                     rows.append({"level": lv, "against": m, "ref": ref})
-        out.append({**c, "tag": tag, "focus": focus, "others": list(others),
-                    "effect": "score" if tag == "a" else "drop", "rows": rows})
+        v = {**c, "tag": tag, "focus": focus, "others": list(others), "effect": "score" if tag == "a" else "drop",
+             "rows": rows}
+        v["sentence"] = verdict_sentence(v, (report.get("settings") or {}).get("alpha", 0.05))
+        out.append(v)
     return out
 
 
@@ -48,14 +50,14 @@ def _pp(report: dict, ref: str) -> Num:
     return Num(get(report, ref), ref, scale=100.0)
 
 
-def verdict_sentence(v: dict) -> str:
+def verdict_sentence(v: dict, alpha: float = 0.05) -> str:
     """What the claim needs and where it was found, in words (never 'p < 0.05' as if it had been found)."""
     others = " and ".join(v["others"])
     need = ("a higher exact match than " if v["effect"] == "score" else "a smaller drop under shift than ")
     levels = ", ".join(v["levels"])
     found = ", ".join(v["holds_at"]) if v["holds_at"] else "no level"
-    text = (f"Needs {need}{others} at every level ({levels}), each significant after Holm correction "
-            f"(corrected p below alpha). Found at {found}.")
+    text = (f"Needs {need}{others} at every level ({levels}), each significant (Holm-corrected p below "
+            f"alpha = {alpha:g}). Found at {found}.")
     unproven = [lv for lv in v.get("favoured_at", []) if lv not in v["holds_at"]]
     if unproven:
         text += f" The estimates point its way at {', '.join(unproven)}, not significantly."
