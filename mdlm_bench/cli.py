@@ -53,6 +53,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "_main", None):
         parser.print_help()
         return 0
+    old_columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = old_columns or str(_columns())
     try:
         rc = args._main(args)
     except KeyboardInterrupt:
@@ -70,7 +72,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         code, message = known
         print(f"error: {' '.join(message.split())}", file=sys.stderr)
         return code
+    finally:
+        if old_columns is None:
+            os.environ.pop("COLUMNS", None)
     return int(rc or 0)
+
+
+def _columns() -> int:
+    """The width rich lays out at: the terminal's where stdout or stderr is one, else 100 (rich would
+    take 80 for a file or pipe and wrap mid-sentence there)."""
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream.isatty():
+                return os.get_terminal_size(stream.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            continue
+    return 100
 
 
 if __name__ == "__main__":

@@ -174,25 +174,38 @@ def judging(run_dir: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def locked(path: Path, what: str = "directory") -> Iterator[None]:
     """Hold an exclusive OS lock on `path` (created if needed) while writing it. The kernel releases it
-    when the process ends, also on kill -9. A second writer gets a UserError naming the holder's PID."""
+    when the process ends, also on kill -9. A second writer gets a UserError naming the holder's PID.
+    The lock file is removed when the block ends (only a killed process leaves one behind, unlocked)."""
     import fcntl
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    lock = path / LOCK
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
             if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             raise UserError(f"{what} '{path}' is being written by another mdlm-bench process (PID {holder}); wait "
                             "for it to finish, or choose another --out") from None
+        try:  # the holder before us may have removed the file between our open and our lock: lock the new one
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # while still holding the lock, so no other process holds this inode's
         os.close(fd)  # closing the only descriptor drops the lock
 
 

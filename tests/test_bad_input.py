@@ -207,6 +207,16 @@ def _issue12_world(root: Path, tiny: Path) -> None:
         .replace("q", "caf\xe9").encode("latin-1"))
     (root / "ah_no_choices.jsonl").write_text(json.dumps({"uid": "u1", "messages": [
         {"role": "user", "content": "q"}], "choices": []}) + "\n")
+    # issue 23: answer and output files with empty choices or turns, null outputs, duplicates
+    v01 = lambda uid, choices: json.dumps({"question_id": uid, "model_id": "m", "choices": choices}) + "\n"  # noqa: E731
+    (root / "ah_v01_empty_choices.jsonl").write_text(v01("q1", []))
+    (root / "ah_v01_empty_turns.jsonl").write_text(v01("q1", [{"index": 0, "turns": []}]))
+    (root / "ah_v01_null_turn.jsonl").write_text(v01("q1", [{"index": 0, "turns": [{"content": None}]}]))
+    (root / "ah_v01_duplicate.jsonl").write_text(v01("q1", [{"index": 0, "turns": [{"content": "a"}]}]) +
+                                                 v01("q1", [{"index": 0, "turns": [{"content": "b"}]}]))
+    (root / "alpaca_null_output.json").write_text('[{"instruction": "say hi", "output": null, "generator": "g"}]')
+    (root / "alpaca_duplicate.json").write_text('[{"instruction": "say hi", "output": "hi", "generator": "g"}, '
+                                                '{"instruction": "say hi", "output": "hello", "generator": "g"}]')
     (root / "a_file").write_text("not a directory\n")
     (root / "judge_list.yaml").write_text("- base_url\n- model\n")
     (root / "judge_types.yaml").write_text("base_url: http://127.0.0.1:9/v1\nmodel: m\nconcurrency: many\n")
@@ -466,6 +476,39 @@ CASES: Dict[str, object] = {
                                   ["not an http(s) URL"]),
     "tb-judge-url-bad-port": Case(_judge("mt-bench", "j_run", "--judge-base-url", "http://127.0.0.1:99999/v1"),
                                   ["bad port"]),
+    # --- issue 23: the last bad inputs ---------------------------------------------------------------------
+    "ah-answers-v01-empty-choices": Case(lambda w: ["import-outputs", w.p("ah_v01_empty_choices.jsonl"), "--format",
+                                                    "arena-hard", "--bench", "arena-hard-v0.1", "--model-name", "x",
+                                                    "--out", w.p("imp")], ["ah_v01_empty_choices.jsonl:1", "'choices'"]),
+    "ah-answers-v01-empty-turns": Case(lambda w: ["import-outputs", w.p("ah_v01_empty_turns.jsonl"), "--format",
+                                                  "arena-hard", "--bench", "arena-hard-v0.1", "--model-name", "x",
+                                                  "--out", w.p("imp")], ["ah_v01_empty_turns.jsonl:1", "no turns"]),
+    "ah-answers-v01-null-turn": Case(lambda w: ["import-outputs", w.p("ah_v01_null_turn.jsonl"), "--format",
+                                                "arena-hard", "--bench", "arena-hard-v0.1", "--model-name", "x",
+                                                "--out", w.p("imp")], ["ah_v01_null_turn.jsonl:1", "text content"]),
+    "ah-answers-duplicate-uid": Case(lambda w: ["import-outputs", w.p("ah_v01_duplicate.jsonl"), "--format",
+                                                "arena-hard", "--bench", "arena-hard-v0.1", "--model-name", "x",
+                                                "--out", w.p("imp")], ["ah_v01_duplicate.jsonl:2", "answered twice"]),
+    "alpaca-outputs-null-output": Case(lambda w: ["import-outputs", w.p("alpaca_null_output.json"), "--format",
+                                                  "alpaca-eval", "--model-name", "x", "--out", w.p("imp")],
+                                       ["alpaca_null_output.json: record 0", "'output' is null"]),
+    "alpaca-outputs-duplicate-instruction": Case(lambda w: ["import-outputs", w.p("alpaca_duplicate.json"), "--format",
+                                                            "alpaca-eval", "--model-name", "x", "--out", w.p("imp")],
+                                                 ["record 1", "same instruction as record 0"]),
+    "ls-tasks-bench-dir-missing": Case(lambda w: ["ls", "tasks", "--bench-dir", w.p("no-bench")],
+                                       ["--bench-dir", "does not exist"]),
+    "ls-tasks-bench-dir-a-file": Case(lambda w: ["ls", "tasks", "--bench-dir", w.p("a_file")],
+                                      ["--bench-dir", "is a file"]),
+    "make-data-families-empty": Case(lambda w: ["make-data", "--output", w.p("md.jsonl"), "--families", ""],
+                                     ["--families", "names no family"]),
+    "make-data-families-commas": Case(lambda w: ["make-data", "--output", w.p("md.jsonl"), "--families", ",,"],
+                                      ["--families", "names no family"]),
+    "report-a-single-run": Case(lambda w: ["report", w.p("rep_a"), "--out", w.p("rep-new")],
+                                ["nothing to compare", "--sweep"]),
+    "model-a-preset-name": Case(lambda w: ["generate", "--model", "tiny", "--prompt", "a"],
+                                ["preset", "mdlm-bench init-model DIR --preset tiny"]),
+    "model-a-hub-id-offline": Case(lambda w: ["generate", "--model", "GSAI-ML/LLaDA-8B-Instruct", "--prompt", "a"],
+                                   ["huggingface-cli download GSAI-ML/LLaDA-8B-Instruct", "--model DIR"]),
     "report-two-unscored-runs": Case(lambda w: ["report", w.p("unscored_a"), w.p("unscored_b"), "--out",
                                                 w.p("rep-new")], ["no scored rows"]),
 }

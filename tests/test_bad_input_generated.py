@@ -252,3 +252,126 @@ def test_generated_run_flags(world, tiny_path, capsys, data):
     for f in flags:
         argv += [f, data.draw(FLAG_WRONG[f])]
     _check(world, argv, capsys, "run flags")
+
+
+# --- answer files (import-outputs) -----------------------------------------------------------------------------
+TEXTLESS = st.one_of(st.none(), st.integers(), st.booleans(), st.lists(st.integers(), max_size=2),
+                     st.dictionaries(st.sampled_from(["x", "y"]), st.integers(), max_size=1))
+
+
+@st.composite
+def broken_arena_answers(draw):
+    """An Arena-Hard v0.1 answer file ("choices"/"turns" rows) with one row broken in one way."""
+    rows = [{"question_id": f"q{i}", "model_id": "m", "choices": [{"index": 0, "turns": [{"content": f"a{i}"}]}]}
+            for i in range(3)]
+    k = draw(st.integers(0, 2))
+    how = draw(st.sampled_from(["choices-empty", "choices-not-list", "choice-not-object", "turns-empty",
+                                "turn-not-text", "uid-missing", "uid-twice", "messages-no-answer"]))
+    row = rows[k]
+    if how == "choices-empty":
+        row["choices"] = []
+    elif how == "choices-not-list":
+        row["choices"] = draw(st.one_of(st.none(), st.text(max_size=3), st.integers()))
+    elif how == "choice-not-object":
+        row["choices"] = [draw(TEXTLESS.filter(lambda v: not isinstance(v, dict)))]
+    elif how == "turns-empty":
+        row["choices"][0]["turns"] = []
+    elif how == "turn-not-text":
+        row["choices"][0]["turns"] = [{"content": draw(TEXTLESS)}]
+    elif how == "uid-missing":
+        del row["question_id"]
+    elif how == "uid-twice":
+        row["question_id"] = rows[(k + 1) % 3]["question_id"]
+    else:
+        rows[k] = {"uid": row["question_id"], "messages": [{"role": "user", "content": "q"}] +
+                   draw(st.lists(st.just({"role": "assistant", "content": draw(TEXTLESS)}), max_size=1))}
+    return rows
+
+
+@st.composite
+def broken_alpaca_outputs(draw):
+    """An AlpacaEval outputs list with one record broken in one way."""
+    recs = [{"instruction": f"say {i}", "output": f"{i}", "generator": "g"} for i in range(3)]
+    k = draw(st.integers(0, 2))
+    how = draw(st.sampled_from(["output-not-text", "output-missing", "instruction-not-text", "instruction-twice",
+                                "record-not-object"]))
+    if how == "output-not-text":
+        recs[k]["output"] = draw(TEXTLESS)
+    elif how == "output-missing":
+        del recs[k]["output"]
+    elif how == "instruction-not-text":
+        recs[k]["instruction"] = draw(TEXTLESS)
+    elif how == "instruction-twice":
+        recs[k]["instruction"] = recs[(k + 1) % 3]["instruction"]
+    else:
+        recs[k] = draw(TEXTLESS.filter(lambda v: not isinstance(v, dict)))
+    return recs
+
+
+@SETTINGS
+@given(rows=broken_arena_answers())
+def test_generated_arena_answer_files(world, capsys, rows):
+    import json
+
+    p = world / "case.answers.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _check(world, ["import-outputs", p, "--format", "arena-hard", "--bench", "arena-hard-v0.1", "--model-name", "x",
+                   "--out", world / "imported"], capsys, "arena answers")
+    assert not (world / "imported").exists()
+
+
+@SETTINGS
+@given(recs=broken_alpaca_outputs())
+def test_generated_alpaca_output_files(world, capsys, recs):
+    import json
+
+    p = world / "case.outputs.json"
+    p.write_text(json.dumps(recs))
+    _check(world, ["import-outputs", p, "--format", "alpaca-eval", "--model-name", "x", "--out", world / "imported"],
+           capsys, "alpaca outputs")
+    assert not (world / "imported").exists()
+
+
+# --- judge replies: an HTTP-200 body that is no usable chat completion ------------------------------------------
+@st.composite
+def broken_replies(draw):
+    """(body, words the error must name): a chat-completions body broken in one way."""
+    import json
+
+    good = {"id": "x", "object": "chat.completion", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "[[A>B]]"}, "finish_reason": "stop"}]}
+    how = draw(st.sampled_from(["not-json", "not-object", "no-choices", "choices-empty", "choices-not-list",
+                                "no-content", "content-not-text"]))
+    if how == "not-json":
+        return draw(st.sampled_from(["<html>bad gateway</html>", "", "{", "ok", "{'choices': []}"])), "not JSON"
+    body: Any = json.loads(json.dumps(good))
+    if how == "not-object":
+        return json.dumps(draw(st.one_of(st.lists(st.integers(), max_size=2), st.integers(), st.text(max_size=3)))), \
+            "no 'choices'"
+    if how == "no-choices":
+        del body["choices"]
+        return json.dumps(body), "no 'choices'"
+    if how == "choices-empty":
+        body["choices"] = []
+        return json.dumps(body), "'choices' is empty"
+    if how == "choices-not-list":
+        body["choices"] = draw(st.one_of(st.none(), st.integers(), st.text(max_size=3)))
+        return json.dumps(body), "no 'choices'"
+    if how == "no-content":
+        del body["choices"][0]["message"]["content"]
+        return json.dumps(body), "KeyError"
+    body["choices"][0]["message"]["content"] = draw(TEXTLESS)
+    return json.dumps(body), "Error"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(case=broken_replies())
+def test_generated_judge_replies_are_named_never_a_crash(case):
+    """Every broken 200 reply is a MalformedResponse whose message names what is wrong (the judge's summary
+    warning quotes it), never another exception."""
+    from mdlm_bench.judge.client import MalformedResponse, parse_body
+
+    body, words = case
+    with pytest.raises(MalformedResponse) as e:
+        parse_body(body)
+    assert words in str(e.value), (body, str(e.value))

@@ -73,3 +73,96 @@ def test_cuda_requested_without_gpu(tiny_path):
         pytest.skip("a GPU is present")
     r = _cli("generate", "--model", str(tiny_path), "--prompt", "a", "--device", "cuda")
     assert r.returncode == 2 and "--device cpu" in r.stderr
+
+
+def _subparsers():
+    import argparse
+
+    from mdlm_bench.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+OTHER_PROGRAMS_FLAGS = {"--config_file"}  # train's help quotes an accelerate command line
+
+
+def test_each_help_names_only_flags_it_accepts_and_every_flag_has_help_and_default():
+    """`--help` of every subcommand: no flag named that the command does not accept (e.g. the reference
+    experiment's flags under sweep), each flag with a help line, and each default stated."""
+    import argparse
+    import re
+
+    bad = []
+    for name, sub in _subparsers().items():
+        text = sub.format_help()
+        accepted = {opt for a in sub._actions for opt in a.option_strings}
+        named = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9_-]*", text)) - OTHER_PROGRAMS_FLAGS
+        bad += [f"{name}: help names {flag}, which it does not accept" for flag in sorted(named - accepted)]
+        for a in sub._actions:
+            if isinstance(a, argparse._HelpAction):
+                continue
+            label = a.option_strings[0] if a.option_strings else a.dest
+            if not a.help or a.help == argparse.SUPPRESS:
+                bad.append(f"{name} {label}: no help line")
+                continue
+            flag = isinstance(a, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+            if a.option_strings and not flag and a.default not in (None, [], argparse.SUPPRESS) \
+                    and "default" not in a.help.lower():
+                bad.append(f"{name} {label}: default {a.default!r} not stated")
+    assert not bad, "\n".join(bad)
+
+
+def test_sweep_help_has_no_reference_or_single_fraction_flags():
+    text = " ".join(_subparsers()["sweep"].format_help().split())
+    for flag in ("--report-out", "--reference-config", "--fraction "):
+        assert flag not in text, flag
+    assert "--fractions" in text and "sweep block" in text
+    assert "lm-eval" not in _subparsers()["generate"].format_help()  # generate runs no tasks
+
+
+def test_report_sweep_flag_leaves_positional_runs_alone():
+    from mdlm_bench.cli import build_parser
+
+    args = build_parser().parse_args(["report", "--sweep", "S", "RUN_A", "RUN_B"])
+    assert args.sweep == ["S"] and args.runs == ["RUN_A", "RUN_B"]
+    args = build_parser().parse_args(["report", "A", "B", "--sweep", "S1", "--sweep", "S2"])
+    assert args.sweep == ["S1", "S2"] and args.runs == ["A", "B"]
+
+
+def test_ls_to_a_pipe_never_cuts_names():
+    """Redirected, `ls` prints each table at its own width: every task name and model path whole."""
+    from mdlm_bench.benchdata import BENCHES
+    from mdlm_bench.models import bundled_models
+
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("COLUMNS", None)
+    out = subprocess.run([sys.executable, "-m", "mdlm_bench", "ls", "tasks"], capture_output=True, text=True,
+                         env=env, timeout=120).stdout
+    assert "…" not in out
+    for name in BENCHES:
+        assert f" {name} " in out, name
+    out = subprocess.run([sys.executable, "-m", "mdlm_bench", "ls", "models"], capture_output=True, text=True,
+                         env=env, timeout=120).stdout
+    assert "…" not in out and all(str(p) in out for p in bundled_models().values()), out
+
+
+def test_progress_columns_show_a_rate_and_eta_even_for_a_task_done_in_one_step():
+    import io
+
+    from rich.console import Console
+
+    from mdlm_bench.progress import EtaColumn, RateColumn, make_progress
+
+    progress = make_progress(Console(file=io.StringIO(), width=100))
+    task_id = progress.add_task("t", total=8)
+    task = progress.tasks[0]
+    assert "…" in RateColumn().render(task).plain and "eta …" in EtaColumn().render(task).plain
+    progress.start_task(task_id)
+    task.start_time -= 2.0  # two seconds in, half done: 2 docs/s and 2 s to go
+    progress.update(task_id, completed=4)
+    assert RateColumn().render(task).plain.startswith("2.0") and "eta 0:00:02" in EtaColumn().render(task).plain
+    progress.update(task_id, completed=8)
+    assert "docs/s" in RateColumn().render(task).plain and "-" not in RateColumn().render(task).plain
+    assert EtaColumn().render(task).plain.startswith("took ")

@@ -75,6 +75,25 @@ def test_second_writer_is_refused_with_the_holders_pid_and_kill_9_frees_the_lock
     assert rc == 0, err
     assert len(read_jsonl(out / "generations.jsonl")) == 2
     assert json.loads((out / ".mdlm-bench-dir.json").read_text())["mdlm_bench_dir"] == "run"
+    assert not list(out.rglob(".mdlm-bench.lock")), "a clean exit leaves no lock file behind"
+
+
+def test_lock_file_is_removed_on_exit_and_the_next_writer_locks_afresh(tmp_path):
+    from mdlm_bench.errors import UserError
+    from mdlm_bench.rundir import LOCK, locked
+
+    with locked(tmp_path / "D"):
+        assert (tmp_path / "D" / LOCK).read_text().strip() == str(os.getpid())
+        with pytest.raises(UserError, match="being written"):  # a second open file description is refused
+            with locked(tmp_path / "D"):
+                pass
+    assert not (tmp_path / "D" / LOCK).exists()
+    with pytest.raises(RuntimeError):
+        with locked(tmp_path / "D"):
+            raise RuntimeError("a failing writer")
+    assert not (tmp_path / "D" / LOCK).exists()
+    with locked(tmp_path / "D"):
+        assert (tmp_path / "D" / LOCK).exists()
 
 
 def test_a_writer_that_started_first_wins_and_the_other_config_is_refused(tmp_path, tiny_path, capsys):
@@ -273,6 +292,8 @@ def test_every_game_failing_names_the_cause(tmp_path, capsys, monkeypatch, fault
     assert rc == 1 and "Traceback" not in err
     warning = [x for x in err.splitlines() if x.startswith("warning:")][-1]
     assert "every one" in warning and "chat completion" in warning, warning
+    cause = {"garbage": "HTTP 200 but the body is not JSON", "empty": "HTTP 200 but 'choices' is empty"}[fault]
+    assert cause in warning, warning
 
 
 def test_directories_made_before_markers_existed_keep_working(tmp_path):
@@ -294,3 +315,15 @@ def test_directories_made_before_markers_existed_keep_working(tmp_path):
     shutil.copytree(REPO / "tests", foreign / "t", ignore=shutil.ignore_patterns("__pycache__"))
     with pytest.raises(UserError, match="did not write"):
         claim_dir(foreign, "run", overwrite=True)
+
+
+def test_a_rerun_says_how_many_rows_it_reused_and_run_shows_decoded_text(tmp_path, tiny_path, capsys):
+    out = tmp_path / "R"
+    capsys.readouterr()
+    assert main([str(a) for a in run_args(tiny_path, out)]) == 0
+    first = capsys.readouterr()
+    assert "reused" not in first.err
+    assert "decoded examples" in first.out and "  output: " in first.out and "synth_copy #" in first.out
+    assert main([str(a) for a in run_args(tiny_path, out)]) == 0
+    again = capsys.readouterr()
+    assert "reused 2 of 2 rows" in " ".join(again.err.split()) and "decoded 0" in again.err

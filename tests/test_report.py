@@ -20,7 +20,7 @@ from fixtures_runs import write_judgment, write_run, write_sweep  # noqa: E402
 from mdlm_bench import cli  # noqa: E402
 from mdlm_bench.errors import UserError  # noqa: E402
 from mdlm_bench.report import ReportSettings, build_report, print_report  # noqa: E402
-from mdlm_bench.report.tables import fmt, get  # noqa: E402
+from mdlm_bench.report.tables import P_KEYS, fmt, fmt_fixed, fmt_p, get  # noqa: E402
 
 FAST = ReportSettings(n_resamples=1000, n_permutations=1000)
 N = 300
@@ -89,8 +89,16 @@ def test_html_is_well_formed_and_every_number_equals_report_json(built):
 
     nums = [e for e in root.iter() if e.get("class") == "num"]
     assert len(nums) > 100
-    for e in nums:
-        assert e.text == fmt(get(report, e.get("data-ref"))), e.get("data-ref")
+    for e in nums:  # the JSON value, scaled (percentage points) and rounded to its column's decimals
+        value, ref = get(report, e.get("data-ref")), e.get("data-ref")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = value * float(e.get("data-scale") or 1)
+        if ref.rsplit("/", 1)[-1] in P_KEYS:
+            assert e.text == fmt_p(value), ref
+        elif "." in e.text and re.fullmatch(r"-?\d+\.\d+", e.text):
+            assert e.text == fmt_fixed(value, len(e.text.split(".")[1])), ref
+        else:
+            assert e.text in (fmt(value), fmt_fixed(value, 0)), ref
 
     # Everything else with a digit in it is text that report.json holds as a string.
     strings = list(_strings(report))
@@ -111,6 +119,8 @@ def test_markdown_and_rich_show_the_same_cells(built):
 
     from mdlm_bench.report.tables import all_tables, cell_text
 
+    from mdlm_bench.report.document import document, tables_of
+
     md = (out / "report.md").read_text()
     console = Console(record=True, width=400)
     print_report(report, console)
@@ -119,7 +129,13 @@ def test_markdown_and_rich_show_the_same_cells(built):
         for row in t.rows:
             for c in row:
                 assert cell_text(c).replace("|", "\\|") in md
+    terminal = tables_of(document(report, terminal=True))
+    assert terminal and len(terminal) < len(all_tables(report))  # the long tables stay in the files
+    for t in terminal:
+        for row in t.rows:
+            for c in row:
                 assert cell_text(c) in shown
+    assert "report.md" in shown
 
 
 def test_planted_effects_detected_and_summarised(built):
@@ -205,7 +221,7 @@ def test_sweep_only_report(tmp_path):
     rep = build_report([], [s], tmp_path / "out", settings=FAST)
     assert [lv["fraction"] for lv in rep["sweeps"][0]["levels"]] == [0.0, 0.05, 0.1]
     assert set(rep["plots"]) == {"sensitivity"}
-    assert rep["findings"] == ["From displaced fraction 0 to 0.1 the mean goes from 1 to 0 for llada."]
+    assert rep["findings"] == ["From 0% to 10% of tokens displaced the mean goes from 1 to 0 for llada."]
 
 
 # ----------------------------------------------------------------------------------------- bad input
@@ -260,9 +276,27 @@ def test_cli_end_to_end(tmp_path, capsys):
                    "--permutations", "500", "--label", "base", "new"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
-    assert "base → new: tests" in captured.out and "Findings" in captured.out
+    assert "Pooled over tasks" in captured.out and "Findings" in captured.out
+    assert "base → new " in captured.out  # the label is never broken over lines
+    long = [line for line in captured.out.splitlines() if len(line) > 100 and "report.md" not in line]
+    assert not long, long  # a pipe gets 100 columns, like a 100-column terminal (rich would wrap at 80)
     rep = json.loads((tmp_path / "o" / "report.json").read_text())
     assert rep["settings"]["n_resamples"] == 500 and rep["runs"][1]["label"] == "new"
+
+
+def test_report_fits_100_columns_in_a_terminal(built):
+    """What a 100-column terminal shows: no line over 100 columns, the benchmark names whole."""
+    import io
+
+    from rich.console import Console
+
+    report, _ = built
+    buf = io.StringIO()
+    print_report(report, Console(file=buf, width=100, force_terminal=True, color_system=None))
+    lines = buf.getvalue().splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert len(lines) < 60, len(lines)
+    assert any("A → B" in line and "exact_match" in line for line in lines)
 
 
 # ------------------------------------------------------------------------------------ real browser
@@ -271,9 +305,11 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
 SCREEN = (1280, 900)
 # Appended to a copy of the page only: writes the boxes of the top-of-page elements into the DOM,
 # which --dump-dom then prints (the report itself holds no script).
-PROBE = ('<script>window.addEventListener("load",function(){var o={vw:innerWidth,vh:innerHeight};'
-         '["question","headline","sensitivity","forest"].forEach(function(id){var e=document.getElementById(id);'
+PROBE = ('<script>window.addEventListener("load",function(){var o={vw:innerWidth,vh:innerHeight,words:[]};'
+         '["question","verdicts","verdict-a","verdict-b","sensitivity","headline","forest"].forEach(function(id){'
+         'var e=document.getElementById(id);'
          'if(e){var r=e.getBoundingClientRect();o[id]=[r.left,r.top,r.right,r.bottom];}});'
+         'document.querySelectorAll("section.claim p.word").forEach(function(e){o.words.push(e.textContent);});'
          'var p=document.createElement("pre");p.id="layout";p.textContent=JSON.stringify(o);'
          'document.body.appendChild(p);});</script>')
 
@@ -303,23 +339,32 @@ def _layout(page: Path, tmp: Path) -> dict:
     return json.loads(found.group(1))
 
 
-def _first_screen_boxes(page: Path, tmp: Path) -> dict:
+def _first_screen_boxes(page: Path, tmp: Path, verdicts: list) -> dict:
     box = _layout(page, tmp)
-    vw, vh = box["vw"], box["vh"]
-    for name in ("question", "headline", "sensitivity"):
+    vw = box["vw"]
+    first = ["question", "sensitivity"] + (["verdicts"] + [f"verdict-{v['tag']}" for v in verdicts] if verdicts else [])
+    for name in first:
         left, top, right, bottom = box[name]
-        assert 0 <= left and right <= vw + 1 and 0 <= top and bottom <= vh, (name, box[name], vw, vh)
-    # the table and the plot sit side by side, not on top of each other
-    assert box["headline"][2] <= box["sensitivity"][0] or box["headline"][3] <= box["sensitivity"][1], box
+        assert 0 <= left and right <= vw + 1 and 0 <= top and bottom <= SCREEN[1], (name, box[name], vw)
+    # the order of the first screen: question, verdict boxes, drop plot, then the pooled table
+    order = ["question"] + (["verdicts"] if verdicts else []) + ["sensitivity", "headline"]
+    tops = [box[name][1] for name in order]
+    assert tops == sorted(tops), (order, tops)
+    assert box["headline"][1] < SCREEN[1], "the pooled table does not start on the first screen"
+    assert box["words"] == [v["verdict"] for v in verdicts], box["words"]
     return box
 
 
 @pytest.mark.parametrize("which", ["reference", "fixture"])
-def test_first_screen_in_chromium_holds_headline_and_sensitivity_plot(which, built, tmp_path):
-    """The committed reference report and a fresh one: headline table and sensitivity plot inside the first
-    1280x900 screen (DOM boxes from Chromium), no console errors, and a screenshot that shows them there."""
+def test_first_screen_in_chromium_holds_verdicts_and_drop_plot(which, built, tmp_path):
+    """The committed reference report and a fresh one: in the first 1280x900 screen (DOM boxes from Chromium)
+    the question, a verdict box per claim with its verdict (reference), the drop-under-shift plot and the
+    start of the pooled table, in that order; no console errors; and a screenshot that shows them there."""
     page = REFERENCE if which == "reference" else built[1] / "report.html"
-    box = _first_screen_boxes(page, tmp_path)
+    report = json.loads(page.with_name("report.json").read_text())
+    verdicts = report.get("verdicts") or []
+    assert bool(verdicts) == (which == "reference")
+    box = _first_screen_boxes(page, tmp_path, verdicts)
     shot = tmp_path / "shot.png"
     p = _chromium(page, f"--screenshot={shot}")
     assert not _console_messages(p.stderr), _console_messages(p.stderr)
@@ -330,16 +375,29 @@ def test_first_screen_in_chromium_holds_headline_and_sensitivity_plot(which, bui
 
     def crop(name):
         left, top, right, bottom = (int(round(v)) for v in box[name])
-        return img[top:bottom, left:right]
+        return img[max(0, top):min(bottom, SCREEN[1]), left:right]
 
-    table, plot = crop("headline"), crop("sensitivity")
-    ink = table.min(axis=2) < 0.6  # text and cell borders
-    assert 0.03 < ink.mean() < 0.6, f"the headline box does not look like a table ({ink.mean():.3f} ink)"
-    rules = (table.min(axis=2) < 0.9).mean(axis=1) > 0.9  # the horizontal cell borders, as pixel rows
-    n_rows = len(json.loads(page.with_name("report.json").read_text())["headline"]["comparisons"])
-    assert n_rows + 2 <= rules.sum() <= 3 * (n_rows + 2), f"{rules.sum()} border lines for {n_rows} rows"
-    colour = (plot.max(axis=2) - plot.min(axis=2)) > 0.25  # the curves and their CI bands
-    assert colour.mean() > 0.01, f"no coloured curve in the sensitivity box ({colour.mean():.4f})"
+    plot = crop("sensitivity")
+    colour = (plot.max(axis=2) - plot.min(axis=2)) > 0.1  # the curves and their CI bands
+    assert colour.mean() > 0.02, f"no coloured curve in the drop plot ({colour.mean():.4f})"
+    # one panel per model: each third of the plot holds its own hue (bands told apart by panel, not overlap)
+    n = len(report["sweeps"])
+    hues = []
+    for k in range(n):
+        part = plot[:, k * plot.shape[1] // n:(k + 1) * plot.shape[1] // n]
+        sat = (part.max(axis=2) - part.min(axis=2)) > 0.1
+        hues.append(tuple(np.round(part[sat].mean(axis=0), 1)) if sat.any() else None)
+    assert None not in hues and len(set(hues)) == n, hues
+    for v in verdicts:  # each box: text (ink) and a border in its verdict's colour
+        b = crop(f"verdict-{v['tag']}")
+        ink = b.min(axis=2) < 0.5
+        assert 0.01 < ink.mean() < 0.6, f"verdict box {v['tag']} holds no text ({ink.mean():.3f})"
+        want = {"holds": (0.10, 0.50, 0.22), "holds in part": (0.69, 0.53, 0.0),
+                "does not hold": (0.71, 0.14, 0.09)}[v["verdict"]]
+        edge = b[:, :4].reshape(-1, 3)
+        assert (np.abs(edge - np.array(want)).max(axis=1) < 0.12).mean() > 0.3, f"box {v['tag']}: no verdict border"
+    head = crop("headline")
+    assert (head.min(axis=2) < 0.6).mean() > 0.02, "no pooled table under the plot"
 
 
 def test_console_error_check_can_fail(tmp_path):
@@ -347,3 +405,36 @@ def test_console_error_check_can_fail(tmp_path):
     page.write_text("<!DOCTYPE html><html><body><p>x</p><script>undefined_function()</script></body></html>")
     msgs = _console_messages(_chromium(page, "--dump-dom").stderr)
     assert len(msgs) == 1 and "undefined_function is not defined" in msgs[0]
+
+
+def test_verdict_box_reads_prompts_and_mdd_when_the_statistics_record_them():
+    """The verdict table shows prompts and the minimum detectable difference where report.json has them
+    (`n_prompts`, `mdd`), and paired rows without an MDD column where it does not."""
+    from mdlm_bench.report.document import Verdicts, document
+    from mdlm_bench.report.tables import cell_text
+    from mdlm_bench.report.verdicts import claim_verdicts, verdict_sentence, verdict_table
+
+    def drop(level, m, **extra):
+        return {"comparison": f"drop @{level}: {m} → f", "n": 30, "diff": -0.02, "ci_low": -0.05, "ci_high": 0.01,
+                "p_holm": 0.4, "significant": False, **extra}
+
+    claims = [{"claim": "f beats a", "levels": ["0%"], "holds_at": [], "worse_than_some_at": [], "favoured_at": [],
+               "verdict": "does not hold"},
+              {"claim": "f is more robust", "levels": ["5%"], "holds_at": [], "worse_than_some_at": [],
+               "favoured_at": ["5%"], "verdict": "does not hold"}]
+    head = {"comparisons": [{"comparison": "a → f, both @0%", "metric": "exact_match", "n": 30, "diff": 0.01,
+                             "ci_low": -0.02, "ci_high": 0.04, "p_holm": 1.0, "significant": False}]}
+    for extra, cols in (({}, ["rows"]), ({"n_prompts": 10, "mdd": 0.031}, ["prompts", "MDD, pp"])):
+        report = {"headline": head, "drops": [drop("5%", "a", **extra)], "settings": {"ci_percent": 95.0}}
+        v = claim_verdicts(claims, report, "f", ["a"])
+        assert [r["ref"] for r in v[0]["rows"]] == ["/headline/comparisons/0"]
+        t = verdict_table(report, v[1])
+        names = [cell_text(c) for c in t.columns]
+        assert all(c in names for c in cols) and ("MDD, pp" in names) == bool(extra), names
+        row = dict(zip(names, [cell_text(c) for c in t.rows[0]]))
+        assert row["drop B − A, pp [95% CI]"] == "-2.00 [-5.00, 1.00]" and row["p (Holm)"] == "0.400"
+        if extra:
+            assert row["prompts"] == "10" and row["MDD, pp"] == "3.10" and "MDD:" in t.note
+        else:
+            assert row["rows"] == "30"
+        assert "Found at no level" in verdict_sentence(v[1]) and "p < 0.05" not in verdict_sentence(v[1])

@@ -216,12 +216,14 @@ def test_reference_experiment_end_to_end(tiny_path, tmp_path, capsys, monkeypatc
     assert all(c["n"] == 2 for c in headline["comparisons"])
     assert [c["comparison"] for c in headline["drops"]] == ["drop @20%: a → b"] and headline["drops"][0]["diff"] == 0
     assert [c["verdict"] for c in headline["claims"]] == ["does not hold", "does not hold"]
-    # The report itself states the claims and shows the drop table, before the findings.
+    # The report leads with a verdict box per claim, then the plot, the pooled table, the drops, the findings.
     assert report["drops"] == headline["drops"] and len(report["claims"]) == 2
+    assert [v["verdict"] for v in report["verdicts"]] == ["does not hold", "does not hold"]
+    assert [r["ref"] for r in report["verdicts"][1]["rows"]] == ["/drops/0"]
     for name in ("report.html", "report.md"):
         text = (tmp_path / "ref" / "report" / name).read_text()
-        assert text.index("The paper's claims") < text.index("Drop under shift") < text.index("Findings")
-        assert "Claim (b), b is more robust to shift" in text
-    out = capsys.readouterr().out  # not a terminal: no stray blank lines, and each row on one line
-    assert out.startswith(" ") and not out.lstrip(" ").startswith("\n"), out[:200]
-    assert any("a: 0% → 20%" in line and "not significant" in line for line in out.splitlines()), out
+        assert (text.index("Claim (a): b beats a") < text.index("Claim (b): b is more robust to shift")
+                < text.index("Pooled over tasks") < text.index("Drop under shift") < text.index("Findings"))
+    out = capsys.readouterr().out  # not a terminal: 100 columns, no stray blank lines, each row on one line
+    assert not out.startswith("\n") and max(len(line) for line in out.splitlines()) <= 100, out[:200]
+    assert any("a: 0% → 20%" in line and "n.s." in line for line in out.splitlines()), out

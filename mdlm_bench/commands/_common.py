@@ -13,45 +13,47 @@ def add_model_args(p: argparse.ArgumentParser, required: bool = True, default: s
     g = p.add_argument_group("model")
     g.add_argument("--model", required=required and default is None, default=default,
                    help="checkpoint directory or bundled name (see 'mdlm-bench ls models')")
-    g.add_argument("--dtype", default="auto", help="float32 | bfloat16 | float16 | auto (bf16 on GPU, fp32 on CPU)")
-    g.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
+    g.add_argument("--dtype", default="auto", help="float32 | bfloat16 | float16 | auto (default auto: bf16 on GPU, fp32 on CPU)")
+    g.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto (default auto: cuda when available, else cpu)")
     g.add_argument("--trust-remote-code", action="store_true", help="allow code shipped with the checkpoint")
     g.add_argument("--allow-pickle", action="store_true", help="allow pickled .bin weights (can run code)")
     g.add_argument("--attn", default=None, help="sdpa | eager | flash_attention_2 (if installed); default sdpa")
 
 
-def add_decoding_args(p: argparse.ArgumentParser) -> None:
+def add_decoding_args(p: argparse.ArgumentParser, tasks: bool = True) -> None:
+    """The decoding flags; `tasks`: the command runs tasks, whose own generation lengths the help explains."""
     g = p.add_argument_group("decoding (LLaDA semantics)")
     g.add_argument("--gen-length", type=int, default=None,
-                   help=f"tokens to generate (default {_D.gen_length}); lm-eval tasks (synth_* ...) use their own "
-                        "max_gen_toks instead, rounded up to a multiple of --block-length")
+                   help=f"tokens to generate (default {_D.gen_length})" + (
+                       "; tasks (synth_* ...) use their own max_gen_toks instead, rounded up to a multiple of "
+                       "--block-length" if tasks else ""))
     g.add_argument("--steps", type=int, default=None,
-                   help=f"sampling steps in all (default {_D.steps}); for lm-eval tasks scaled with their "
-                        "max_gen_toks to keep the same steps per token")
+                   help=f"sampling steps in all (default {_D.steps})" + (
+                       "; for tasks scaled with their max_gen_toks to keep the same steps per token" if tasks else ""))
     g.add_argument("--block-length", type=int, default=None, help=f"semi-AR block length (default {_D.block_length})")
-    g.add_argument("--temperature", type=float, default=None, help="Gumbel temperature; 0 = greedy")
-    g.add_argument("--remasking", default=None, help="low_confidence | random | margin | entropy")
+    g.add_argument("--temperature", type=float, default=None, help=f"Gumbel temperature; 0 = greedy (default {_D.temperature:g})")
+    g.add_argument("--remasking", default=None, help=f"low_confidence | random | margin | entropy (default {_D.remasking})")
     g.add_argument("--threshold", type=float, default=None,
                    help="confidence threshold of --parallel threshold (given alone, implies it; default 0.9)")
     g.add_argument("--cache", default=None,
-                   help="none | prefix | dual: block-wise KV cache (faster, approximate; see README)")
+                   help=f"none | prefix | dual: block-wise KV cache (faster, approximate; see README; default {_D.cache})")
     g.add_argument("--parallel", default=None,
                    help="threshold | factor | topk: parallel unmasking rule (default: fixed --steps)")
     g.add_argument("--factor", type=float, default=None, help="f of --parallel factor (default 1.0)")
     g.add_argument("--parallel-k", type=int, default=None, help="tokens per step of --parallel topk (default 2)")
     g.add_argument("--threads", type=int, default=None,
                    help="CPU threads for torch (default: half the cores, at least 1; see README)")
-    g.add_argument("--cfg-scale", type=float, default=None, help="classifier-free guidance scale")
-    g.add_argument("--suppress-eos", action="store_true", default=None, help="never propose EOS/EoT")
+    g.add_argument("--cfg-scale", type=float, default=None, help=f"classifier-free guidance scale (default {_D.cfg_scale:g}: off)")
+    g.add_argument("--suppress-eos", action="store_true", default=None, help="never propose EOS/EoT (default off)")
     g.add_argument("--eos-confidence-inf", action="store_true", default=None,
-                   help="commit EOS/EoT proposals last")
+                   help="commit EOS/EoT proposals last (default off)")
     g.add_argument("--alg", default=None, help="Dream's sampler: origin | maskgit_plus | topk_margin | entropy "
                                                "(default for Dream checkpoints: the checkpoint's own settings)")
     g.add_argument("--schedule", default=None, help="linear (LLaDA) | eps (Dream); default eps under --alg")
     g.add_argument("--eps", type=float, default=None, help="last timestep of the eps schedule (default 1e-3)")
-    g.add_argument("--alg-temp", type=float, default=None, help="Dream: draw committed positions at this temperature")
-    g.add_argument("--top-p", type=float, default=None, help="Dream: nucleus filtering of proposals")
-    g.add_argument("--top-k", type=int, default=None, help="Dream: top-k filtering of proposals")
+    g.add_argument("--alg-temp", type=float, default=None, help="Dream: draw committed positions at this temperature (default off)")
+    g.add_argument("--top-p", type=float, default=None, help="Dream: nucleus filtering of proposals (default off)")
+    g.add_argument("--top-k", type=int, default=None, help="Dream: top-k filtering of proposals (default off)")
 
 
 DECODING_FLAGS = ("gen_length", "steps", "block_length", "temperature", "remasking", "threshold", "cfg_scale",

@@ -15,11 +15,11 @@ def add_arguments(p):
     src.add_argument("--prompt", help="a single prompt")
     src.add_argument("--input", help="JSONL with a 'prompt' field per line (optional 'uid', 'seed')")
     p.add_argument("--output", help="JSONL to write (required with --input)")
-    add_decoding_args(p)
-    p.add_argument("--seed", type=int, default=0, help="seed of the first row (row i uses seed + i unless set)")
+    add_decoding_args(p, tasks=False)
+    p.add_argument("--seed", type=int, default=0, help="seed of the first row; row i uses seed + i unless its line sets one (default 0)")
     p.add_argument("--chat", dest="chat", action="store_true", default=True, help="apply the chat template (default)")
     p.add_argument("--no-chat", dest="chat", action="store_false", help="feed the prompt as raw text")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, default=16, help="prompts decoded together (default 16)")
     p.add_argument("--json", action="store_true", help="print one JSON object per prompt")
 
 

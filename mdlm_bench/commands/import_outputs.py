@@ -13,7 +13,7 @@ ARENA_BENCHES = ("arena-hard-v0.1", "arena-hard-v2.0")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="model_outputs.json (AlpacaEval) or <model>.jsonl (Arena-Hard)")
-    p.add_argument("--format", required=True, choices=FORMATS)
+    p.add_argument("--format", required=True, choices=FORMATS, help="the file's published format")
     p.add_argument("--model-name", required=True, metavar="NAME", help="name recorded as the rows' model")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create")
     p.add_argument("--bench", choices=ARENA_BENCHES,

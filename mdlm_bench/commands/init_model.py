@@ -9,8 +9,8 @@ ORDER = 80
 
 def add_arguments(p):
     p.add_argument("out_dir", help="directory to create")
-    p.add_argument("--preset", default="tiny", help="tiny | small | base-50m")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", default="tiny", help="tiny | small | base-50m (default tiny)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite a non-empty directory")
 
 

@@ -39,11 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--ci-level", type=float, metavar="L",
                    help="confidence level (default: 0.90 for Arena-Hard v2.0 and 0.95 for v0.1, as each reports; "
                         "0.95 otherwise)")
-    s.add_argument("--bootstrap-rounds", type=int, default=1000, metavar="N")
-    s.add_argument("--bt-rounds", type=int, default=100, metavar="N", help="Bradley-Terry bootstrap refits")
+    s.add_argument("--bootstrap-rounds", type=int, default=1000, metavar="N",
+                   help="bootstrap resamples of the score intervals (default 1000)")
+    s.add_argument("--bt-rounds", type=int, default=100, metavar="N", help="Bradley-Terry bootstrap refits (default 100)")
     s.add_argument("--style-control", default="none", choices=("none", "length", "markdown", "both"),
                    help="Bradley-Terry style features as arena-hard computes them (token lengths with tiktoken "
-                        "when installed: pip install 'mdlm-bench[judge]'; else a regex word count)")
+                        "when installed: pip install 'mdlm-bench[judge]'; else a regex word count; default none)")
     s.add_argument("--difficulty", metavar="PATH",
                    help="AlpacaEval's public length-control data (df_gamed.csv, instruction_difficulty.csv from the "
                         "hub dataset tatsu-lab/alpaca_eval): a file or the directory holding them. Default: "
@@ -51,14 +52,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "df_gamed.csv the LC win rate is the leaderboard's (length_controlled_v1); without it a "
                         "labelled variant")
     s.add_argument("--pairwise-prompt", default="generic", choices=("generic", "arena-hard"),
-                   help="pairwise judge prompt: the packaged generic one, or arena-hard-v0.1's from --bench-dir")
+                   help="pairwise judge prompt: the packaged generic one, or arena-hard-v0.1's from --bench-dir "
+                        "(default generic)")
     s.add_argument("--task", action="append", metavar="TASK", help="pairwise: judge only this task (repeatable)")
     s.add_argument("--length-margin", type=int, default=500, metavar="K",
                    help="wildbench-reward: a plain win by an answer more than K characters longer than the other "
                         "counts as a tie (WildBench's rule; default 500, -1 for none)")
-    s.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    s.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     s.add_argument("--allow-partial", action="store_true",
-                   help="judge a run that covers only some of the benchmark's prompts (e.g. made with --limit); "
+                   help="judge a run that covers only some of the benchmark's prompts (e.g. one limited to N documents per task); "
                         "the summary and report say 'partial: N/TOTAL prompts, not comparable with the leaderboard'")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -29,7 +29,30 @@ WHAT = ("models", "tasks", "perturbations", "judges", "recipes", "remasking")
 
 def add_arguments(p):
     p.add_argument("what", nargs="?", default="all", help=f"one of: {', '.join(WHAT)} (default: all)")
-    p.add_argument("--bench-dir", help="benchmark directory to check open-ended data against")
+    p.add_argument("--bench-dir", help="benchmark directory to check open-ended data against "
+                                       "(default $MDLM_BENCH_DATA)")
+
+
+class _NaturalWidth:
+    """A console that prints each table whole: at the terminal's width on a terminal (names never
+    wrapped there, see _name_column), and at the table's own width to a file or pipe, so no name is cut."""
+
+    def __init__(self, console):
+        self.console = console
+
+    def print(self, renderable) -> None:
+        from rich.measure import Measurement
+
+        c = self.console
+        if c.is_terminal or isinstance(renderable, str):
+            c.print(renderable, soft_wrap=isinstance(renderable, str))
+            return
+        need = Measurement.get(c, c.options.update(max_width=100_000), renderable).maximum
+        old, c.width = c.width, max(c.width, need)
+        try:
+            c.print(renderable)
+        finally:
+            c.width = old
 
 
 def _models(console):
@@ -40,7 +63,7 @@ def _models(console):
 
     t = Table(title="models")
     for c in ("name", "kind", "where"):
-        t.add_column(c)
+        t.add_column(c, no_wrap=c == "name")
     for name, path in bundled_models().items():
         size = sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 1e6
         t.add_row(name, "bundled checkpoint", f"{path} ({size:.1f} MB)")
@@ -58,7 +81,7 @@ def _tasks(console, bench_dir):
 
     t = Table(title="tasks (open-ended sets: local copy, hub cache, or downloaded on first use)")
     for c in ("name", "kind", "data", "status"):
-        t.add_column(c)
+        t.add_column(c, no_wrap=c == "name")
     for info in lm_eval_tasks():
         t.add_row(info.name, info.kind + (" group" if info.group else ""), info.source, "bundled")
     colour = {"local": "green", "cached": "green", "will download": "yellow"}
@@ -77,7 +100,7 @@ def _perturbations(console):
 
     t = Table(title="perturbation operators")
     for c in ("operator", "moves tokens", "what it does"):
-        t.add_column(c)
+        t.add_column(c, no_wrap=c == "name")
     for name, op in OPERATORS.items():
         t.add_row(name, "yes" if op.moves else "no (control)", op.help)
     console.print(t)
@@ -130,10 +153,19 @@ def main(args) -> int:
 
     from mdlm_bench.errors import unknown
 
-    console = Console()
+    console = _NaturalWidth(Console())
     what = args.what
     if what != "all" and what not in WHAT:
         raise unknown("listing", what, WHAT + ("all",))
+    if args.bench_dir is not None:
+        from pathlib import Path
+
+        from mdlm_bench.errors import UserError
+
+        d = Path(args.bench_dir)
+        if not d.is_dir():
+            raise UserError(f"--bench-dir '{d}' {'is a file' if d.exists() else 'does not exist'}; pass the "
+                            f"directory that holds the benchmark folders (arena-hard-v0.1/, mt-bench/, ...)")
     show = {
         "models": lambda: _models(console),
         "tasks": lambda: _tasks(console, args.bench_dir),

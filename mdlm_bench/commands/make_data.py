@@ -10,7 +10,7 @@ ORDER = 59
 def add_arguments(p) -> None:
     p.add_argument("--output", "-o", required=True, help="JSONL file to write")
     p.add_argument("--per-family", type=int, default=1000, help="rows per task family (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="generator seed (training uses 0; evaluation 1)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0, as training uses; evaluation uses 1)")
     p.add_argument("--families", default=None, help="comma-separated subset of families (default all)")
 
 
@@ -28,7 +28,14 @@ def main(args) -> int:
     from mdlm_bench.rundir import output_file_check
 
     output_file_check(Path(args.output))
-    fams = [f.strip() for f in args.families.split(",") if f.strip()] if args.families else None
+    fams = None
+    if args.families is not None:
+        fams = [f.strip() for f in args.families.split(",") if f.strip()]
+        if not fams:
+            from mdlm_bench.train.synthetic import FAMILIES
+
+            raise UserError(f"--families '{args.families}' names no family; pass some of {', '.join(FAMILIES)}, "
+                            "or leave the flag out for all")
     rows = generate(args.per_family, seed=args.seed, families=fams)
     atomic_write_text(args.output, "".join(json.dumps(r) + "\n" for r in rows))
     print(f"wrote {len(rows)} rows to {args.output}")

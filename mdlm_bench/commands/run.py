@@ -7,7 +7,8 @@ HELP = "evaluate a model on tasks, optionally perturbed (no arguments: the bundl
 ORDER = 10
 
 
-def add_arguments(p):
+def add_arguments(p, sweep: bool = False):
+    """run's flags; `sweep`: the sweep command's share of them (no --fraction, no reference experiment)."""
     from mdlm_bench.commands._common import add_decoding_args, add_model_args
 
     p.add_argument("--config", help="RunConfig YAML (flags given here override it), or a protocol config "
@@ -17,21 +18,30 @@ def add_arguments(p):
     add_model_args(p, required=False)
     p.add_argument("--tasks", help="comma-separated task names (see 'mdlm-bench ls tasks')")
     p.add_argument("--perturbation", help="perturbation spec YAML or bundled name (see 'mdlm-bench ls perturbations')")
-    p.add_argument("--fraction", type=float, help="override the spec's fraction")
-    p.add_argument("--seeds", help="comma-separated seeds (default 0)")
-    p.add_argument("--limit", type=int, help="at most N documents per task")
+    if sweep:
+        p.set_defaults(fraction=None)
+        p.add_argument("--seeds", help="comma-separated seeds (default: the spec's sweep block, else 0)")
+    else:
+        p.add_argument("--fraction", type=float, help="override the spec's fraction (default: the spec's)")
+        p.add_argument("--seeds", help="comma-separated seeds (default 0, or the config's)")
+    p.add_argument("--limit", type=int, help="at most N documents per task (default: all)")
     p.add_argument("--batch-size", type=int, help="documents decoded together (default 16)")
-    p.add_argument("--bench-dir", help="benchmark directory for open-ended sets (or $MDLM_BENCH_DATA)")
-    p.add_argument("--chat", dest="chat", action="store_true", default=None, help="apply the chat template")
-    p.add_argument("--no-chat", dest="chat", action="store_false")
+    p.add_argument("--bench-dir", help="benchmark directory for open-ended sets (default $MDLM_BENCH_DATA)")
+    p.add_argument("--chat", dest="chat", action="store_true", default=None,
+                   help="apply the model's chat template to each prompt (default: on)")
+    p.add_argument("--no-chat", dest="chat", action="store_false", help="feed each prompt as raw text")
     add_decoding_args(p)
-    p.add_argument("--out", help="run directory (default runs/<model>-<digest>)")
+    p.add_argument("--out", help="run directory (default runs/<model>-<digest>)" if not sweep else
+                   "sweep directory (default runs/sweep-<model>-<digest>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run directory made with another config")
-    p.add_argument("--judge-base-url", help="judge endpoint for the reference experiment (or $MDLM_JUDGE_BASE_URL)")
-    p.add_argument("--judge-model", help="judge model name (or $MDLM_JUDGE_MODEL)")
-    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="name of the variable holding the key")
-    p.add_argument("--report-out", help="reference experiment: report directory (default from reports/reference.yaml)")
-    p.add_argument("--reference-config", help="reference experiment settings (default reports/reference.yaml)")
+    what = "each perturbed level against level 0" if sweep else "the reference experiment"
+    p.add_argument("--judge-base-url", help=f"judge endpoint to judge {what} (default $MDLM_JUDGE_BASE_URL)")
+    p.add_argument("--judge-model", help="judge model name (default $MDLM_JUDGE_MODEL)")
+    p.add_argument("--judge-api-key-env", default="OPENAI_API_KEY",
+                   help="name of the variable holding the judge's key (default OPENAI_API_KEY)")
+    if not sweep:
+        p.add_argument("--report-out", help="reference experiment: report directory (default from reports/reference.yaml)")
+        p.add_argument("--reference-config", help="reference experiment settings (default reports/reference.yaml)")
 
 
 def parse_seeds(text):
@@ -158,5 +168,35 @@ def main(args) -> int:
     cfg = build_config(args)
     out = Path(args.out) if args.out else Path("runs") / f"{Path(cfg.model).name}-{cfg.digest()}"
     metrics = execute(cfg, out, overwrite=args.overwrite, console=console)
-    print_run_summary(metrics, Console(), title=f"{cfg.model} ({out})")
+    stdout = Console()
+    print_examples(out, stdout)
+    print_run_summary(metrics, stdout, title=f"{cfg.model} ({out})")
     return 0
+
+
+def print_examples(out, console, n: int = 3, width: int = 90) -> None:
+    """A few decoded rows (the first of each of the first n tasks), so the text itself is seen; each
+    shortened to `width` characters, the rest in generations.jsonl."""
+    from rich.text import Text
+
+    from mdlm_bench.rundir import load_generations
+
+    def short(x) -> str:
+        text = " / ".join(x) if isinstance(x, list) else str(x)
+        text = " ".join(text.split())
+        return text if len(text) <= width else text[:width - 1] + "…"
+
+    first = {}
+    for r in load_generations(out, required=False):
+        first.setdefault(r["task"], r)
+    if not first:
+        return
+    console.print(Text(f"decoded examples (all rows: {out}/generations.jsonl)", style="bold"), soft_wrap=True)
+    for r in list(first.values())[:n]:
+        score = ", ".join(f"{k} {v:g}" for k, v in (r.get("metrics") or {}).items() if isinstance(v, (int, float)))
+        console.print(Text(f"{r['task']} #{r['uid']} (seed {r.get('seed', 0)})" + (f": {score}" if score else ""),
+                           style="bold"))
+        console.print(Text("  prompt: " + short(r.get("prompt", ""))))
+        console.print(Text("  output: " + short(r.get("output", ""))))
+        if r.get("reference") is not None:
+            console.print(Text("  wanted: " + short(r["reference"])))

@@ -10,7 +10,7 @@ ORDER = 15
 def add_arguments(p):
     from mdlm_bench.commands import run as run_cmd
 
-    run_cmd.add_arguments(p)
+    run_cmd.add_arguments(p, sweep=True)
     p.add_argument("--task", dest="task", help="alias of --tasks")
     p.add_argument("--fractions", help="comma-separated fractions (default: the spec's sweep block, else "
                                        "0,0.005,0.01,0.02,0.05)")

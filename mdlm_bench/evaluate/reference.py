@@ -61,6 +61,7 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     from mdlm_bench.perturb.spec import load_spec, sweep_defaults
     from mdlm_bench.report import build_report, print_headline, write_headline
     from mdlm_bench.report.claims import claims_text, drop_comparisons, paper_claims
+    from mdlm_bench.report.verdicts import claim_verdicts
     from mdlm_bench.evaluate.config import RunConfig
     from mdlm_bench.evaluate.sweep import SweepConfig, execute_sweep, level_dir
 
@@ -120,6 +121,7 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
         headline.update(report["headline"], drops=report["drops"])
         headline["claims"] = paper_claims(headline, focus, others, list(fr))
         report["claims"] = [line.replace("**", "") for line in claims_text(headline["claims"])]
+        report["verdicts"] = claim_verdicts(headline["claims"], report, focus, others)  # the first screen's boxes
 
     report = build_report(run_dirs, [out / label for label in names], report_out, labels=labels, comparisons=pairs,
                           names=what, question=question, console=console, extend=add_drops_and_claims)

@@ -46,6 +46,7 @@ class RowStore:
         dist.barrier()
         self._absorb(read_jsonl(self.path, warn=False))
         self.refresh()
+        self.existing = set(self.rows)  # rows a rerun finds done (same config digest): reused, not decoded
         if dist.world > 1:
             self.shards.mkdir(exist_ok=True)
             self._out = JsonlAppender(self.shards / f"rank-{dist.rank}.jsonl")

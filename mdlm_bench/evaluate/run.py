@@ -21,7 +21,7 @@ from mdlm_bench.errors import UserError
 from mdlm_bench.evaluate.config import Key, RunConfig
 from mdlm_bench.evaluate.rows import RowDecoder, RowStore, doc_uid, run_open_ended
 from mdlm_bench.io import write_json
-from mdlm_bench.rundir import CONFIG, GENERATIONS, METRICS, locked, mark_dir, read_config, write_config
+from mdlm_bench.rundir import CONFIG, GENERATIONS, METRICS, locked, mark_dir, read_config, row_key, write_config
 
 
 def check_run_dir(out: Path, digest: str, overwrite: bool) -> bool:
@@ -205,6 +205,11 @@ def _execute_locked(cfg, out, digest, dist, model, tasks, dec, bench_dir, prompt
         if progress:
             progress.stop()
     rows = store.finalize(updates)
+    if console is not None and dist.main:
+        reused = sum(row_key(r) in store.existing for r in rows)
+        if reused:
+            console.print(f"reused {reused} of {len(rows)} rows already in {out} (same config digest); decoded "
+                          f"{len(rows) - reused}", soft_wrap=True)
     metrics = summarize(rows)
     if dist.main:
         write_json(out / METRICS, metrics)

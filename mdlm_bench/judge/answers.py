@@ -101,7 +101,15 @@ def read_answer_file(path: Path) -> Dict[str, List[str]]:
             if uid is None:
                 raise UserError(f"{where}: missing field 'uid'; the file does not follow the published format")
             choices = need(row, "choices", where, list)
-            turns = [t["content"] if isinstance(t, dict) else t for t in need(choices[0], "turns", where, list)]
+            if not choices or not isinstance(choices[0], dict):
+                raise UserError(f"{where}: 'choices' is empty or not a list of objects; each row needs "
+                                f"choices: [{{\"turns\": [...]}}]; fix or remove that row")
+            turns = [t.get("content") if isinstance(t, dict) else t for t in need(choices[0], "turns", where, list)]
+            if not turns or not all(isinstance(t, str) for t in turns):
+                raise UserError(f"{where}: the answer has no turns, or a turn without text content; fix or "
+                                f"remove that row")
+        if str(uid) in out:
+            raise UserError(f"{where}: uid {uid} answered twice; keep one answer per uid")
         out[str(uid)] = [str(t) for t in turns]
     return out
 

@@ -129,6 +129,13 @@ def parse_body(body: str) -> Completion:
     """A chat-completions JSON body -> Completion; anything malformed raises MalformedResponse."""
     try:
         data = json.loads(body)
+    except ValueError:
+        raise MalformedResponse("HTTP 200 but the body is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        raise MalformedResponse("HTTP 200 but the JSON has no 'choices' list")
+    if not data["choices"]:
+        raise MalformedResponse("HTTP 200 but 'choices' is empty")
+    try:
         choice = data["choices"][0]
         text = choice["message"]["content"]
         if not isinstance(text, str):
@@ -215,7 +222,9 @@ class JudgeClient:
                 last = "timeout"
             except openai.APIConnectionError:
                 last = "connection error"
-            except (MalformedResponse, openai.APIResponseValidationError) as e:
+            except MalformedResponse as e:
+                last = f"malformed response: {e}"
+            except openai.APIResponseValidationError as e:
                 last = f"malformed response ({type(e).__name__})"
             self._count(last)
             if attempt < self.cfg.max_retries:

@@ -15,10 +15,17 @@ from mdlm_bench.rundir import GENERATIONS, claim_dir, locked, mark_dir, write_co
 
 
 def _alpaca_rows(path: Path) -> List[dict]:
-    rows = []
+    rows, seen = [], {}
     for _, rec, instruction, where in alpaca_records(path):
-        rows.append({"task": "alpaca-eval", "uid": alpaca_uid(instruction), "prompt": instruction,
-                     "output": str(field(rec, "output", where))})
+        output = field(rec, "output", where)
+        if not isinstance(output, str):
+            raise UserError(f"{where}: 'output' is {type(output).__name__ if output is not None else 'null'}, "
+                            f"not text; fix or remove that record")
+        if instruction in seen:
+            raise UserError(f"{where}: the same instruction as {seen[instruction]}; keep one output per "
+                            f"instruction")
+        seen[instruction] = where.rsplit(": ", 1)[-1]
+        rows.append({"task": "alpaca-eval", "uid": alpaca_uid(instruction), "prompt": instruction, "output": output})
     return rows
 
 

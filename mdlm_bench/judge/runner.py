@@ -250,10 +250,9 @@ def _judge_locked(cfg: JudgeConfig, opts: JudgeOptions, console, show_progress: 
         progress = None
         try:
             if show_progress:
-                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+                from mdlm_bench.progress import make_progress
 
-                progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                    TimeRemainingColumn(), console=console, transient=False)
+                progress = make_progress(console, unit="games")  # rate and ETA from the games judged
                 progress.start()
             stats, failed = asyncio.run(_send(cfg, cache, proto, pending, writer, api_key, progress))
         finally:

@@ -326,3 +326,11 @@ def merge_caches(a: KVCache, b: KVCache, rows: torch.Tensor) -> KVCache:
     return KVCache(cache=a.cache, rows=rows, positions=a.positions,
                    tokens=torch.cat([a.tokens, b.tokens])[order], key_mask=mix(a.key_mask, b.key_mask),
                    query=a.query, tag=a.tag)
+
+
+def quiet_transformers() -> None:
+    """Our own progress bars and messages replace transformers' per-shard bars and notices."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()

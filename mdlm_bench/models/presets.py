@@ -31,8 +31,7 @@ def init_model(out_dir, preset: str = "tiny", seed: int = 0) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from mdlm_bench.models.resolve import quiet_transformers
-    from mdlm_bench.models.mdlm import MDLM, ModelMeta
+    from mdlm_bench.models.mdlm import MDLM, ModelMeta, quiet_transformers
     from mdlm_bench.models.tokenizer import build_char_tokenizer
 
     p = PRESETS.get(preset)

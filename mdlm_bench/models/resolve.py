@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Dict, Union
 
 from mdlm_bench.errors import UserError, did_you_mean
-from mdlm_bench.models.mdlm import MDLM
+from mdlm_bench.models.mdlm import MDLM, quiet_transformers  # noqa: F401 (re-exported)
 from mdlm_bench.resources import BUNDLED_MODELS
 
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
@@ -29,11 +31,42 @@ def resolve_model_path(path_or_name: Union[str, Path]) -> Path:
         return p.resolve()
     if p.exists():
         raise UserError(f"model '{path_or_name}' is a file; pass the checkpoint directory that holds config.json")
-    hint = did_you_mean(str(path_or_name), bundled) if bundled else ""
+    name = str(path_or_name)
+    from mdlm_bench.models.presets import PRESETS
+
+    if name in PRESETS:
+        raise UserError(f"model '{name}' is a random-init preset, not a checkpoint; write one with "
+                        f"'mdlm-bench init-model DIR --preset {name}', then pass --model DIR")
+    if _HUB_ID.fullmatch(name):
+        return _from_hub(name)
+    hint = did_you_mean(name, bundled) if bundled else ""
     raise UserError(
         f"model '{path_or_name}' is neither a directory nor a bundled model{hint}; "
         "pass a checkpoint directory or see 'mdlm-bench ls models'"
     )
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _from_hub(repo_id: str) -> Path:
+    """A hub id: the local snapshot as transformers finds it (cache, or a download when online); offline or
+    unreachable, one line on how to fetch it."""
+    how = (f"download it with 'huggingface-cli download {repo_id} --local-dir DIR' on a machine with access, "
+           f"then pass --model DIR")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, local_files_only=_offline()))
+    except Exception as e:  # offline, not in the cache, no such repo, no network
+        where = "offline (HF_HUB_OFFLINE) and not in the local hub cache" if _offline() else \
+            f"could not be fetched from the hub ({type(e).__name__})"
+        raise UserError(f"model '{repo_id}' is no directory here, and as a hub id it is {where}; {how}") from None
 
 
 def resolve_dtype(dtype, device: str):
@@ -57,14 +90,6 @@ def resolve_device(device: str) -> str:
     if str(device).startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device '{device}' requested but CUDA is not available here; pass --device cpu")
     return device
-
-
-def quiet_transformers() -> None:
-    """Our own progress bars and messages replace transformers' per-shard bars and notices."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
 
 
 def load_model(path_or_name, dtype="float32", device: str = "cpu", trust_remote_code: bool = False,

@@ -67,10 +67,13 @@ def _question(report: dict) -> str:
     metrics = report["headline"]["metrics"] or sorted(
         {m for sw in report["sweeps"] for lv in sw["levels"] for m in lv["metrics"]})
     what = " and ".join(m.replace("_", " ") for m in metrics[:2]) or "their scores"
+    if len(report["comparisons"]) == 1:
+        c = report["comparisons"][0]
+        return f"Does {c['label_b']} differ from {c['label_a']} on {what}, pooled over tasks?"
     if report["comparisons"]:
         return (f"Which of {len(report['comparisons'])} paired comparisons between "
                 f"{len(labels)} runs differ on {what}, pooled over tasks?")
-    return f"How does {what} change with the displaced fraction for {', '.join(labels)}?"
+    return f"How does {what} change with the share of tokens displaced for {', '.join(labels)}?"
 
 
 def _run_entry(run, out_dir: Path) -> dict:
@@ -194,23 +197,23 @@ def print_report(report: dict, console) -> None:
 
 
 def print_headline(report: dict, console, headline: Optional[dict] = None) -> None:
-    """The headline table; with a reference `headline` (drops and claims), its drop table and claims too."""
+    """The first screen in the terminal: the verdict boxes (reference runs), the pooled table and the drop
+    table, from the same tables and number formats as the files (`headline` is kept for callers)."""
     from mdlm_bench.report import render
 
     render.print_headline(report, console)
-    if headline is not None:
-        from mdlm_bench.report.claims import print_drops
-
-        print_drops(headline, console)
 
 
 def write_headline(out_dir: Path, report: dict, headline: dict) -> None:
-    """headline.json (the reference's headline, drops and claims) and headline.md beside the report."""
+    """headline.json (the reference's headline, drops and claims) and headline.md beside the report: the
+    verdict boxes, the pooled table and the drop table, written by the report's own renderer."""
     from mdlm_bench.io import atomic_write_text, write_json
-    from mdlm_bench.report.claims import drops_markdown
-    from mdlm_bench.report.render import table_markdown
-    from mdlm_bench.report.tables import headline_table
+    from mdlm_bench.report.document import TableBlock, verdict_blocks
+    from mdlm_bench.report.render import blocks_markdown
+    from mdlm_bench.report.tables import drops_table, headline_table
 
     write_json(Path(out_dir) / "headline.json", headline)
-    atomic_write_text(Path(out_dir) / "headline.md", table_markdown(headline_table(report), "##")
-                      + drops_markdown(headline))
+    blocks = [TableBlock(headline_table(report), 2)] + verdict_blocks(report)
+    if report.get("drops"):
+        blocks.append(TableBlock(drops_table(report), 2))
+    atomic_write_text(Path(out_dir) / "headline.md", blocks_markdown(blocks))

@@ -1,11 +1,12 @@
 """The report's one block order: `document(report)` lists its blocks, and the markdown, HTML and terminal
 renderers (report.render) each loop over that list, so a block is added, moved or dropped in one place.
 
-    the question · headline pooled over tasks and its forest plot, beside the sensitivity plot · the
-    paper's claims and the drop table (reference runs) · findings · details (collapsed: per comparison,
-    judges, sweeps) · win rates · settings and runs.
+    first screen: the question · a verdict box per claim (reference runs) · the drop-under-shift plot,
+    one panel per model · the pooled table, then its forest plot; then the drop table · findings ·
+    details (collapsed: per comparison, judges, sweeps) · win rates · settings and runs.
 
-A renderer shows every block type it can: the terminal skips figures and shows a collapsed section's tables.
+A renderer shows every block type it can: the terminal skips figures, and shows the short tables only
+(`terminal=True` blocks); the long ones (per-task tests, runs) are in the files it names.
 """
 
 from __future__ import annotations
@@ -70,6 +71,28 @@ class Details:
 
 
 @dataclass
+class Verdict:
+    """One claim's box: its verdict word (holds / holds in part / does not hold), a sentence, its numbers."""
+
+    word: str
+    tag: str
+    sentence: str
+    table: Table
+
+
+@dataclass
+class Verdicts:
+    boxes: List[Verdict]
+
+
+@dataclass
+class Pointer:
+    """A line telling the terminal reader where the long tables are (the files only)."""
+
+    text: str
+
+
+@dataclass
 class Columns:
     """Blocks side by side where the format allows (HTML grid), else one column after the other."""
 
@@ -77,10 +100,12 @@ class Columns:
     right: List["Block"]
 
 
-Block = Union[Title, Meta, Heading, Para, TableBlock, Figure, Bullets, Details, Columns]
+Block = Union[Title, Meta, Heading, Para, TableBlock, Figure, Bullets, Details, Columns, Verdicts, Pointer]
 
 CAPTIONS = {
-    "sensitivity": "Mean score against the displaced fraction, one line per model; bands are CIs.",
+    "sensitivity": "Exact match (or each metric) against the share of generated tokens displaced, in percent: one "
+                   "panel per model, its band the bootstrap CI, the other models in grey; labels give the change "
+                   "from the unperturbed level in percentage points.",
     "forest": "Pooled differences B - A with paired bootstrap CIs; red: significant after Holm.",
     "win_rates": "Judge win rates against each run's baseline, with percentile bootstrap intervals.",
 }
@@ -108,18 +133,33 @@ def headline_blocks(report: dict) -> List[Block]:
     return [TableBlock(headline_table(report), 2, "headline")]
 
 
-def document(report: dict) -> List[Block]:
-    """Every block of the report, in the order every format shows them."""
+def verdict_blocks(report: dict) -> List[Block]:
+    """A box per claim of report["verdicts"] (the reference experiment); nothing for other reports."""
+    from mdlm_bench.report.verdicts import verdict_sentence, verdict_table
+
+    alpha = report["settings"].get("alpha", 0.05)
+    boxes = [Verdict(v["verdict"], v["tag"], v.get("sentence") or verdict_sentence(v, alpha),
+                     verdict_table(report, v))
+             for v in report.get("verdicts") or [] if v.get("rows")]
+    return [Verdicts(boxes)] if boxes else []
+
+
+def document(report: dict, terminal: bool = False) -> List[Block]:
+    """Every block of the report, in the order every format shows them; `terminal`: the short form
+    (no per-task tables, settings or runs: a pointer to the files instead)."""
     blocks: List[Block] = [
         Title(report["question"]),
         Meta(f"{report['producer']}, created {report['created']}. Details, settings and runs follow the findings."),
-        Columns(headline_blocks(report) + [Figure("forest")], [Figure("sensitivity")]),
     ]
-    if report.get("claims"):
-        blocks.append(Bullets("The paper's claims", list(report["claims"])))
+    blocks += verdict_blocks(report)
+    blocks += [Figure("sensitivity")] + headline_blocks(report) + [Figure("forest")]
     if report.get("drops"):
         blocks.append(TableBlock(drops_table(report), 3, "drops"))
-    blocks += [Bullets("Findings", list(report["findings"])), Heading("Details", 2)]
+    blocks.append(Bullets("Findings", list(report["findings"])))
+    if terminal:
+        return blocks + [Pointer("Per-task tests, judged benchmarks, sweeps, settings and runs (paths, decoding, "
+                                 "config digests) are in report.md and report.html.")]
+    blocks.append(Heading("Details", 2))
     blocks += detail_sections(report)
     blocks += [
         Figure("win_rates"),
@@ -129,3 +169,18 @@ def document(report: dict) -> List[Block]:
         Details(["Runs compared, with config digests"], [TableBlock(run_table(report), 4)]),
     ]
     return blocks
+
+
+def tables_of(blocks: List[Block]) -> List[Table]:
+    """Every table the blocks show (inside sections, columns and verdict boxes too)."""
+    out: List[Table] = []
+    for b in blocks:
+        if isinstance(b, TableBlock):
+            out.append(b.table)
+        elif isinstance(b, Details):
+            out += tables_of(b.blocks)
+        elif isinstance(b, Columns):
+            out += tables_of(b.left + b.right)
+        elif isinstance(b, Verdicts):
+            out += [v.table for v in b.boxes]
+    return out

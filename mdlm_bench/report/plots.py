@@ -41,35 +41,63 @@ def forest(report: dict) -> Optional[bytes]:
         ax.plot([r["diff"]], [y], "o", color=color, ms=4)
     ax.axvline(0.0, color="black", lw=0.8, ls="--")
     ax.set_yticks(range(len(rows)), [r["comparison"] + (f" ({r['metric']})" if many else "")
-                                     for r in reversed(rows)], fontsize=9)
-    ax.set_xlabel("B - A pooled over tasks (paired bootstrap CI); red: significant (Holm)", fontsize=8)
-    ax.tick_params(axis="x", labelsize=8)
+                                     for r in reversed(rows)], fontsize=10)
+    ax.set_xlabel("B - A pooled over tasks (paired bootstrap CI); red: significant (Holm)", fontsize=9)
+    ax.tick_params(axis="x", labelsize=9)
     ax.set_title("Pooled differences", fontsize=10)
     return _png(fig)
 
 
+def _curve(sw: dict, m: str):
+    """[(fraction, {mean, ci_low, ci_high})] of one sweep for metric m, levels with a mean only."""
+    return [(lv["fraction"], lv["metrics"][m]) for lv in sw["levels"]
+            if m in lv["metrics"] and lv["metrics"][m]["mean"] is not None]
+
+
 def sensitivity(report: dict) -> Optional[bytes]:
+    """The drop under shift, one panel per model (sweep) and one row per metric: score against the
+    displaced share, both in percent where the metric is a rate; the band is the bootstrap CI, the other
+    models are drawn in grey behind, and each shifted level is labelled with its drop from 0%."""
     sweeps = report["sweeps"]
     metrics = sorted({m for sw in sweeps for lv in sw["levels"] for m in lv["metrics"]})
     if not metrics:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5.0 * len(metrics), 3.2), squeeze=False)
-    for ax, m in zip(axes[0], metrics):
-        for sw in sweeps:
-            pts = [(lv["fraction"], lv["metrics"][m]) for lv in sw["levels"] if m in lv["metrics"]
-                   and lv["metrics"][m]["mean"] is not None]
+    n = len(sweeps)
+    fig, axes = plt.subplots(len(metrics), n, figsize=(min(12.0, 4.0 * n), 2.9 * len(metrics)), squeeze=False,
+                             sharey="row")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for row, m in zip(axes, metrics):
+        values = [v for sw in sweeps for _, p in _curve(sw, m) for v in (p["mean"], p["ci_low"], p["ci_high"])
+                  if v is not None]
+        rate = bool(values) and all(0.0 <= v <= 1.0 for v in values)
+        k = 100.0 if rate else 1.0
+        for j, (ax, sw) in enumerate(zip(row, sweeps)):
+            for other in sweeps:
+                if other is not sw and _curve(other, m):
+                    pts = _curve(other, m)
+                    ax.plot([f * 100 for f, _ in pts], [p["mean"] * k for _, p in pts], "-", color="0.75", lw=1.2,
+                            label="other models" if other is (sweeps[1] if sw is sweeps[0] else sweeps[0]) else None)
+            pts = _curve(sw, m)
             if not pts:
                 continue
-            x = [p[0] for p in pts]
-            line, = ax.plot(x, [p[1]["mean"] for p in pts], "o-", label=sw["label"])
-            if all(p[1]["ci_low"] is not None and p[1]["ci_high"] is not None for p in pts):
-                ax.fill_between(x, [p[1]["ci_low"] for p in pts], [p[1]["ci_high"] for p in pts],
-                                color=line.get_color(), alpha=0.2)
-        ax.set_xlabel("displaced fraction")
-        ax.set_ylabel(m.replace("_", " "))
-        ax.set_title(f"{m.replace('_', ' ')} vs displaced fraction")
-        ax.legend(fontsize=8)
+            x = [f * 100 for f, _ in pts]
+            y = [p["mean"] * k for _, p in pts]
+            color = colors[j % len(colors)]
+            ax.plot(x, y, "o-", color=color, lw=2, label=sw["label"])
+            if all(p["ci_low"] is not None and p["ci_high"] is not None for _, p in pts):
+                ax.fill_between(x, [p["ci_low"] * k for _, p in pts], [p["ci_high"] * k for _, p in pts],
+                                color=color, alpha=0.25, lw=0, label=f"{report['settings']['ci_percent']:g}% CI")
+            for xi, yi in zip(x[1:], y[1:]):
+                ax.annotate(f"{yi - y[0]:+.1f}" + (" pp" if rate else ""), (xi, yi), textcoords="offset points",
+                            xytext=(4, 7), ha="left", fontsize=9, color=color)
+            ax.set_xlim(min(x) - 0.05 * (max(x) - min(x) or 1), max(x) + 0.22 * (max(x) - min(x) or 1))
+            ax.set_title(sw["label"], fontsize=11)
+            ax.set_xlabel("tokens displaced (%)", fontsize=10)
+            ax.tick_params(labelsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=9, loc="lower left", framealpha=0.85)
+        row[0].set_ylabel(m.replace("_", " ") + (" (%)" if rate else ""), fontsize=10)
     fig.tight_layout()
     return _png(fig)
 

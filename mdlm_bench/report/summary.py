@@ -75,7 +75,10 @@ def findings(report: dict, limit: int = 5) -> List[str]:
     ns = [r for r in rows if not r["significant"]]
     first: List[str] = []
     if rows:
-        first.append(f"{fmt(len(sig))} of {_count(len(rows), 'pooled comparison')} differ significantly at alpha "
+        verb = "differs" if len(rows) == 1 else "differ"
+        head = ("The pooled comparison" if len(sig) == 1 else "The pooled comparison does not") if len(rows) == 1 \
+            else f"{fmt(len(sig))} of {_count(len(rows), 'pooled comparison')}"
+        first.append(f"{head} {verb if len(rows) > 1 or sig else 'differ'} significantly at alpha "
                      f"{fmt(s['alpha'])} after Holm correction.")
     largest = [f"Largest significant effect: {_effect(sig[0], s['ci_percent'])}."] if sig else []
     second = [f"Next: {_effect(sig[1], s['ci_percent'])}."] if len(sig) > 1 else []
@@ -103,8 +106,8 @@ def findings(report: dict, limit: int = 5) -> List[str]:
     sweep = []
     if ends:
         lv = report["sweeps"][0]["levels"]
-        sweep = [f"From displaced fraction {fmt(lv[0]['fraction'])} to {fmt(lv[-1]['fraction'])} the mean goes "
-                 f"from {_names(ends, 6)}."]
+        sweep = [f"From {lv[0]['fraction'] * 100:g}% to {lv[-1]['fraction'] * 100:g}% of tokens displaced the "
+                 f"mean goes from {_names(ends, 6)}."]
     judged = [judge_sentence(j, s["ci_percent"], s["alpha"]) for j in report["judge"][:1]]
     # shown in reading order; when there are more than `limit`, the lowest priority ones go
     shown = [(0, first), (1, largest), (5, second), (2, rest), (3, caveat), (4, sweep), (6, judged)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, List, Sequence, Union
+from typing import Any, Iterator, List, Optional, Sequence, Union
 
 
 def fmt(x: Any) -> str:
@@ -34,14 +34,57 @@ def fmt(x: Any) -> str:
     return f"{x:.3g}"
 
 
+P_KEYS = ("p", "p_holm", "p_bh", "sign_p", "sign_p_holm")
+
+
+def fmt_p(x: Any) -> str:
+    """A p-value: three decimals, '< 0.001' below that (never scientific notation)."""
+    if x is None:
+        return "n/a"
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    return "< 0.001" if x < 0.0005 else f"{x:.3f}"
+
+
+def fmt_fixed(x: Any, decimals: int) -> str:
+    """A number with a column's fixed count of decimals (no '-0.00')."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    x = float(x)
+    if not math.isfinite(x):
+        return fmt(x)
+    text = f"{x:.{decimals}f}"
+    return text.lstrip("-") if float(text) == 0 else text
+
+
 @dataclass
 class Num:
     value: Any
     ref: str  # JSON pointer into report.json
+    decimals: Optional[int] = None  # set per column by format_columns; None: fmt's 3 significant digits
+    scale: float = 1.0  # shown as value * scale (100: a rate in percentage points); report.json keeps the value
+
+    @property
+    def is_p(self) -> bool:
+        return self.ref.rstrip("/").rsplit("/", 1)[-1] in P_KEYS
 
     @property
     def text(self) -> str:
-        return fmt(self.value)
+        if self.is_p:
+            return fmt_p(self.value)
+        v = self.shown
+        if self.decimals is None:
+            return fmt(v)
+        return fmt_fixed(v, self.decimals)
+
+    @property
+    def shown(self) -> Any:
+        if self.scale == 1.0 or self.value is None or isinstance(self.value, bool):
+            return self.value
+        return float(self.value) * self.scale
 
 
 Cell = Union[str, Num, List[Union[str, Num]]]
@@ -53,6 +96,45 @@ class Table:
     columns: List[Cell]
     rows: List[List[Cell]] = field(default_factory=list)
     note: str = ""
+
+
+def _nums(cell: Cell) -> Iterator[Num]:
+    if isinstance(cell, Num):
+        yield cell
+    elif isinstance(cell, list):
+        for c in cell:
+            yield from _nums(c)
+
+
+def column_decimals(values: Sequence[Any], digits: int = 3, most: int = 4) -> int:
+    """The decimals of one column: enough for `digits` significant digits of its largest magnitude and one
+    of its smallest non-zero one, at most `most`; so every number of a column is written the same way."""
+    xs = [abs(float(v)) for v in values if v is not None and not isinstance(v, bool) and math.isfinite(float(v))]
+    xs = [x for x in xs if x > 0]
+    if not xs:
+        return 0
+    need = max(digits - 1 - math.floor(math.log10(max(xs))), -math.floor(math.log10(min(xs))))
+    return max(0, min(most, need))
+
+
+def format_columns(t: "Table") -> "Table":
+    """One number format per column: p-values as p-values, every other number of a column with the same
+    decimals (chosen from the column's values); columns with no value in any row (all n/a) are dropped."""
+    if not t.rows:
+        return t
+    keep = [k for k in range(len(t.columns)) if any(cell_text(row[k]) != "n/a" for row in t.rows)]
+    if len(keep) < len(t.columns):
+        t.columns = [t.columns[k] for k in keep]
+        t.rows = [[row[k] for k in keep] for row in t.rows]
+    for k in range(len(t.columns)):
+        nums = [n for row in t.rows for n in _nums(row[k]) if not n.is_p]
+        if not nums:
+            continue
+        ints = all(isinstance(n.shown, int) and not isinstance(n.shown, bool) for n in nums if n.value is not None)
+        d = 0 if ints else column_decimals([n.shown for n in nums])
+        for n in nums:
+            n.decimals = d
+    return t
 
 
 def cell_text(cell: Cell) -> str:
@@ -78,7 +160,7 @@ def num_at(report: dict, ref: str) -> Num:
 def ci_at(report: dict, ref: str) -> Cell:
     if get(report, ref + "/ci_low") is None:
         return "n/a"
-    return [num_at(report, ref + "/ci_low"), " to ", num_at(report, ref + "/ci_high")]
+    return ["[", num_at(report, ref + "/ci_low"), ", ", num_at(report, ref + "/ci_high"), "]"]
 
 
 def opt_at(report: dict, ref: str) -> Cell:
@@ -90,41 +172,47 @@ def opt_at(report: dict, ref: str) -> Cell:
     return "n/a" if v is None else Num(v, ref)
 
 
+def verdict_text(significant: Optional[bool]) -> str:
+    """The verdict column's words (the HTML marks rows whose last cell is 'significant')."""
+    return "n/a" if significant is None else ("significant" if significant else "n.s.")
+
+
 def headline_table(report: dict) -> Table:
     """Each comparison pooled over tasks: the table the report and the terminal lead with."""
     head = report["headline"]
     many = len(head["metrics"]) > 1
     t = Table(f"Pooled over tasks: {', '.join(m.replace('_', ' ') for m in head['metrics'])}",
               ["comparison A → B"] + (["metric"] if many else []) +
-              ["paired rows", "A", "B", ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)",
+              ["rows", "A", "B", ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)",
                "verdict"],
-              note="Rows paired by (task, uid, seed) and pooled over tasks; paired bootstrap CI; McNemar on "
-                   "binary scores, else the paired permutation test; Holm over the rows of this table.")
+              note="rows: paired outputs of A and B for the same (task, prompt, seed), pooled over tasks. "
+                   "B − A: difference of mean scores with its paired bootstrap CI. p (Holm): McNemar on binary "
+                   "scores, else the paired permutation test, Holm-corrected over the rows of this table "
+                   "(controls the chance of any false positive among them). n.s.: not significant.")
     for i, r in enumerate(head["comparisons"]):
         ref = f"/headline/comparisons/{i}"
         diff: Cell = [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ",
                       num_at(report, ref + "/ci_high"), "]"] if r["ci_low"] is not None else [num_at(report, ref + "/diff")]
-        verdict = "n/a" if r["significant"] is None else ("significant" if r["significant"] else "not significant")
         t.rows.append([r["comparison"]] + ([r["metric"]] if many else []) +
                       [num_at(report, ref + "/n"), num_at(report, ref + "/a_mean"), num_at(report, ref + "/b_mean"), diff,
-                       opt_at(report, ref + "/p_holm"), verdict])
-    return t
+                       opt_at(report, ref + "/p_holm"), verdict_text(r["significant"])])
+    return format_columns(t)
 
 
 def drops_table(report: dict) -> Table:
     """Paired drop-under-shift comparisons (report["drops"]): level 0 minus the shifted level, B vs A."""
-    t = Table("Drop under shift", ["comparison A → B", "paired rows", "A drop", "B drop",
+    t = Table("Drop under shift", ["comparison A → B", "rows", "A drop", "B drop",
                                    ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)", "verdict"],
-              note="Drop = exact match at 0% minus at the shifted level, per paired row; B − A < 0 means B loses "
-                   "less; Holm over the rows of this table.")
+              note="Drop: exact match at 0% minus exact match at the shifted level, per paired row (the same "
+                   "task, prompt and seed in all four runs; rows: their count); B − A < 0 means B loses less. p: paired permutation "
+                   "test, Holm-corrected over the rows of this table. n.s.: not significant.")
     for i, r in enumerate(report["drops"]):
         ref = f"/drops/{i}"
         t.rows.append([r["comparison"], num_at(report, ref + "/n"), num_at(report, ref + "/a_drop"),
                        num_at(report, ref + "/b_drop"),
                        [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ", num_at(report, ref + "/ci_high"),
-                        "]"], opt_at(report, ref + "/p_holm"),
-                       "significant" if r["significant"] else "not significant"])
-    return t
+                        "]"], opt_at(report, ref + "/p_holm"), verdict_text(r["significant"])])
+    return format_columns(t)
 
 
 def run_table(report: dict) -> Table:
@@ -149,12 +237,18 @@ def comparison_sections(report: dict) -> List[List[Table]]:
         scores = Table(f"{comp['name']}: scores",
                        ["benchmark", "kind", "paired", "only A", "only B", "A", "A CI", "B", "B CI",
                         "B - A", "B - A CI", "CI method"],
-                       note=f"A = {comp['label_a']}, B = {comp['label_b']}; scores on the paired items with percentile "
-                            f"bootstrap intervals; B - A interval: paired bootstrap (scipy, BCa).")
+                       note=f"A = {comp['label_a']}, B = {comp['label_b']}. paired: items (task, prompt, seed) "
+                            f"scored in both runs; only A / only B: items in one run only, left out. A, B: mean "
+                            f"scores on the paired items with percentile bootstrap CIs; B - A CI: paired bootstrap "
+                            f"(scipy; BCa unless the column says otherwise).")
         tests = Table(f"{comp['name']}: tests",
                       ["benchmark", "McNemar p", "permutation p", "Wilcoxon p", "sign test p", "primary",
                        "Holm p", "BH p", "Cohen d_z", "B wins", "ties", "B losses", "verdict"],
-                      note="Holm and BH correct the primary p-value over every benchmark of every comparison.")
+                      note="primary: the test whose p-value decides (McNemar for binary scores, else the paired "
+                           "permutation test). Holm (family-wise) and BH (false discovery rate) correct the primary "
+                           "p-value over every benchmark of every comparison. Cohen d_z: mean difference over its "
+                           "standard deviation. Wins, ties, losses: items where B scores above, equal to, below A. "
+                           "Columns with no value in any row are left out.")
         for bi, row in enumerate(comp["benchmarks"]):
             ref = f"{base}/{bi}"
             paired = [row["benchmark"], row["kind"], num_at(report, ref + "/pairing/both"),
@@ -167,15 +261,14 @@ def comparison_sections(report: dict) -> List[List[Table]]:
                 num_at(report, ref + "/a/mean"), ci_at(report, ref + "/a"), num_at(report, ref + "/b/mean"),
                 ci_at(report, ref + "/b"), num_at(report, ref + "/diff/mean"), ci_at(report, ref + "/diff"),
                 row["diff"]["method"]])
-            verdict = ("significant" if row["significant"] else "not significant") \
-                if row["significant"] is not None else "n/a"
+            verdict = verdict_text(row["significant"])
             tests.rows.append([
                 row["benchmark"], opt_at(report, ref + "/tests/mcnemar/p"), opt_at(report, ref + "/tests/permutation/p"),
                 opt_at(report, ref + "/tests/wilcoxon/p"), opt_at(report, ref + "/tests/sign/p"),
                 row["primary_test"], opt_at(report, ref + "/p_holm"), opt_at(report, ref + "/p_bh"),
                 opt_at(report, ref + "/effect/cohens_dz"), num_at(report, ref + "/effect/wins"),
                 num_at(report, ref + "/effect/ties"), num_at(report, ref + "/effect/losses"), verdict])
-        out.append([scores, tests])
+        out.append([format_columns(scores), format_columns(tests)])
     return out
 
 
@@ -185,7 +278,9 @@ def judge_table(report: dict) -> List[Table]:
     t = Table("Judged benchmarks (each run against the judge's baseline)",
               ["run", "bench", "kind", "judge", "baseline", "items", "win rate / mean", "CI", "wins", "ties",
                "losses", "sign test p", "Holm p", "position consistency", "parse failures"],
-              note="Win rate: mean per-item score, a tie counting half; percentile bootstrap CI over items.")
+              note="Win rate: mean per-item score against the baseline, a tie counting half; percentile bootstrap "
+                   "CI over items. Position consistency: share of pairs judged the same in both orders. Parse "
+                   "failures: share of judge replies with no verdict.")
     for i, r in enumerate(report["judge"]):
         ref = f"/judge/{i}"
         t.rows.append([r["label"], r["bench"], r["kind"], str(r["judge_model"]), str(r["baseline"]),
@@ -193,7 +288,7 @@ def judge_table(report: dict) -> List[Table]:
                        opt_at(report, ref + "/wins"), opt_at(report, ref + "/ties"), opt_at(report, ref + "/losses"),
                        opt_at(report, ref + "/sign_p"), opt_at(report, ref + "/sign_p_holm"),
                        opt_at(report, ref + "/position_consistency"), opt_at(report, ref + "/parse_failure_rate")])
-    return [t]
+    return [format_columns(t)]
 
 
 def sweep_tables(report: dict) -> List[Table]:
@@ -201,9 +296,12 @@ def sweep_tables(report: dict) -> List[Table]:
     for si, sw in enumerate(report["sweeps"]):
         metrics = sorted({m for lv in sw["levels"] for m in lv["metrics"]})
         t = Table(f"Sweep: {sw['label']} ({sw['operator']})",
-                  ["fraction", "effective"] + [f"{m} mean" for m in metrics] + [f"{m} CI" for m in metrics] +
+                  ["fraction", "measured"] + [f"{m} mean" for m in metrics] + [f"{m} CI" for m in metrics] +
                   ["edit distance", "unchanged", "length change"],
-                  note=f"{sw['path']}")
+                  note=f"{sw['path']}. fraction: the requested share of generated tokens displaced; measured: the "
+                       f"share actually displaced (fewer where a canvas has too few tokens); edit distance: mean "
+                       f"token edits from the unperturbed output; unchanged: share of outputs left as they were; "
+                       f"length change: mean tokens gained or lost against the unperturbed output.")
         for li, lv in enumerate(sw["levels"]):
             ref = f"/sweeps/{si}/levels/{li}"
             means = [opt_at(report, f"{ref}/metrics/{m}/mean") for m in metrics]
@@ -211,7 +309,7 @@ def sweep_tables(report: dict) -> List[Table]:
             t.rows.append([num_at(report, ref + "/fraction"), opt_at(report, ref + "/effective_fraction")] + means + cis +
                           [opt_at(report, ref + "/edit_distance/mean"), opt_at(report, ref + "/unchanged_rate"),
                            opt_at(report, ref + "/length_change/mean")])
-        out.append(t)
+        out.append(format_columns(t))
     return out
 
 
@@ -230,15 +328,17 @@ def settings_line(report: dict) -> List[Cell]:
     return ["confidence level ", num_at(report, s + "/ci_level"), "; bootstrap resamples ",
             num_at(report, s + "/n_resamples"), "; permutations ", num_at(report, s + "/n_permutations"),
             "; alpha ", num_at(report, s + "/alpha"), " (Holm-corrected); seed ", num_at(report, s + "/seed"),
-            "; corrected tests ", num_at(report, "/corrections/n_tests")]
+            "; p-values corrected together (Holm and BH, the per-task tables) ", num_at(report, "/corrections/n_tests")]
 
 
 def display(values: Sequence[Any]) -> str:
     """Short text of a list of settings (dicts as k=v), stored in report.json beside the values."""
-    def one(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{k}={one(x)}" for k, x in v.items()) + "}"
+    def one(v: Any, top: bool = True) -> str:
+        if isinstance(v, dict):  # settings as 'key value' pairs; unset ones (None, False, empty) left out
+            inner = ", ".join(f"{k} {one(x, False)}" for k, x in v.items() if x not in (None, False, [], {}))
+            return inner if top else "(" + inner + ")"
         if isinstance(v, list):
-            return "[" + ", ".join(one(x) for x in v) + "]"
+            return "–".join(one(x, False) for x in v) if len(v) == 2 and all(
+                isinstance(x, (int, float)) for x in v) else ", ".join(one(x, False) for x in v)
         return "none" if v is None else str(v)
     return "; ".join(one(v) for v in values) if values else "n/a"
