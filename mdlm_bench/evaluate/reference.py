@@ -36,6 +36,7 @@ class ReferenceConfig:
     batch_size: int = 32
     out: str = "runs/reference"
     report_out: str = "runs/reference/report"
+    note: Optional[str] = None  # one line printed first (e.g. that a larger committed reference exists)
 
 
 def load_reference_config(path: Optional[str] = None) -> ReferenceConfig:
@@ -72,6 +73,8 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     fractions = ref.fractions or sweep_block.get("fractions") or [0.0, 0.01, 0.05, 0.1]
     seeds = ref.seeds or sweep_block.get("seeds") or [0, 1, 2]
     judge = judge_config_from(args)
+    if ref.note:
+        console.print(ref.note, soft_wrap=True)
     console.print(f"[bold]reference experiment[/bold]: {', '.join(ref.models)} on {', '.join(ref.tasks)} "
                   f"(limit {ref.limit}), {spec.operator} at {', '.join(f'{f:g}' for f in fractions)}, "
                   f"seeds {seeds}", soft_wrap=True)
@@ -116,8 +119,9 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     headline: dict = {}
 
     def add_drops_and_claims(report: dict) -> None:  # shown in the report right after its top screen
-        report["drops"] = drop_comparisons(run_dirs, labels, drops, drop_what)
-        headline.update(report["headline"], drops=report["drops"])
+        res = drop_comparisons(run_dirs, labels, drops, drop_what)
+        report["drops"], report["drops_family"] = res["rows"], res["family"]
+        headline.update(report["headline"], drops=report["drops"], drops_family=report["drops_family"])
         headline["claims"] = paper_claims(headline, focus, others, list(fr))
         report["claims"] = [line.replace("**", "") for line in claims_text(headline["claims"])]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, List, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 
 def fmt(x: Any) -> str:
@@ -90,40 +90,68 @@ def opt_at(report: dict, ref: str) -> Cell:
     return "n/a" if v is None else Num(v, ref)
 
 
+def _family_note(fam: Optional[dict], fallback: str) -> str:
+    return family_note(fam) if fam else fallback
+
+
+def family_note(fam: dict) -> str:
+    """The line under a table: unit, interval level and method, test, correction, power."""
+    pw = fam.get("power") or {}
+    mdd = pw.get("mdd_max")
+    return (f"Unit: the {fam['unit']}. Intervals: {fam['family_ci_method']} "
+            f"({fam['family_ci_level'] * 100:.4g}%), so they hold for all {fam['tests']} rows at once; test: "
+            f"sign-flip permutation on per-prompt differences (McNemar where each prompt has one row); Holm "
+            f"over the {fam['tests']} rows at α {fam['alpha']:g}. Minimum detectable difference (MDD) at "
+            f"{pw.get('power', 0.8):.0%} power and α {pw.get('alpha_corrected', float('nan')):.3g} per test, "
+            f"from each row's per-prompt sd" + (f": at most {mdd:.3f}." if mdd is not None else "."))
+
+
+def _ci_header(report: dict, fam_ref: str) -> Cell:
+    try:
+        get(report, fam_ref + "/family_ci_level")
+    except (KeyError, IndexError, TypeError):
+        return ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"]
+    return ["B − A [", num_at(report, fam_ref + "/family_ci_level"), " family CI]"]
+
+
+def _verdict(r: dict) -> str:
+    if r.get("verdict"):
+        return r["verdict"]
+    return "n/a" if r["significant"] is None else ("significant" if r["significant"] else "not significant")
+
+
 def headline_table(report: dict) -> Table:
     """Each comparison pooled over tasks: the table the report and the terminal lead with."""
     head = report["headline"]
     many = len(head["metrics"]) > 1
     t = Table(f"Pooled over tasks: {', '.join(m.replace('_', ' ') for m in head['metrics'])}",
               ["comparison A → B"] + (["metric"] if many else []) +
-              ["paired rows", "A", "B", ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)",
+              ["prompts", "rows A", "rows B", "A", "B", _ci_header(report, "/headline/family"), "p (Holm)", "MDD",
                "verdict"],
-              note="Rows paired by (task, uid, seed) and pooled over tasks; paired bootstrap CI; McNemar on "
-                   "binary scores, else the paired permutation test; Holm over the rows of this table.")
+              note=_family_note(head.get("family"), "Rows paired by prompt and pooled over tasks."))
     for i, r in enumerate(head["comparisons"]):
         ref = f"/headline/comparisons/{i}"
         diff: Cell = [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ",
                       num_at(report, ref + "/ci_high"), "]"] if r["ci_low"] is not None else [num_at(report, ref + "/diff")]
-        verdict = "n/a" if r["significant"] is None else ("significant" if r["significant"] else "not significant")
         t.rows.append([r["comparison"]] + ([r["metric"]] if many else []) +
-                      [num_at(report, ref + "/n"), num_at(report, ref + "/a_mean"), num_at(report, ref + "/b_mean"), diff,
-                       opt_at(report, ref + "/p_holm"), verdict])
+                      [num_at(report, ref + "/n"), opt_at(report, ref + "/rows_a"), opt_at(report, ref + "/rows_b"),
+                       num_at(report, ref + "/a_mean"), num_at(report, ref + "/b_mean"), diff,
+                       opt_at(report, ref + "/p_holm"), opt_at(report, ref + "/mdd"), _verdict(r)])
     return t
 
 
 def drops_table(report: dict) -> Table:
     """Paired drop-under-shift comparisons (report["drops"]): level 0 minus the shifted level, B vs A."""
-    t = Table("Drop under shift", ["comparison A → B", "paired rows", "A drop", "B drop",
-                                   ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)", "verdict"],
-              note="Drop = exact match at 0% minus at the shifted level, per paired row; B − A < 0 means B loses "
-                   "less; Holm over the rows of this table.")
+    t = Table("Drop under shift", ["comparison A → B", "prompts", "A drop", "B drop",
+                                   _ci_header(report, "/drops_family"), "p (Holm)", "MDD", "verdict"],
+              note="Drop = exact match at 0% minus at the shifted level, per prompt; B − A < 0 means B loses "
+                   "less. " + _family_note(report.get("drops_family"), "Holm over the rows of this table."))
     for i, r in enumerate(report["drops"]):
         ref = f"/drops/{i}"
         t.rows.append([r["comparison"], num_at(report, ref + "/n"), num_at(report, ref + "/a_drop"),
                        num_at(report, ref + "/b_drop"),
                        [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ", num_at(report, ref + "/ci_high"),
-                        "]"], opt_at(report, ref + "/p_holm"),
-                       "significant" if r["significant"] else "not significant"])
+                        "]"], opt_at(report, ref + "/p_holm"), opt_at(report, ref + "/mdd"), _verdict(r)])
     return t
 
 
@@ -149,12 +177,16 @@ def comparison_sections(report: dict) -> List[List[Table]]:
         scores = Table(f"{comp['name']}: scores",
                        ["benchmark", "kind", "paired", "only A", "only B", "A", "A CI", "B", "B CI",
                         "B - A", "B - A CI", "CI method"],
-                       note=f"A = {comp['label_a']}, B = {comp['label_b']}; scores on the paired items with percentile "
-                            f"bootstrap intervals; B - A interval: paired bootstrap (scipy, BCa).")
+                       note=f"A = {comp['label_a']}, B = {comp['label_b']}; 'paired' counts prompts (rows averaged "
+                            f"per prompt over seeds); scores with percentile bootstrap intervals over prompts; B - A "
+                            f"interval: cluster bootstrap over prompts at the Bonferroni level of every benchmark "
+                            f"of every comparison (it holds for the whole family).")
         tests = Table(f"{comp['name']}: tests",
                       ["benchmark", "McNemar p", "permutation p", "Wilcoxon p", "sign test p", "primary",
                        "Holm p", "BH p", "Cohen d_z", "B wins", "ties", "B losses", "verdict"],
-                      note="Holm and BH correct the primary p-value over every benchmark of every comparison.")
+                      note="Tests on per-prompt means (permutation = sign-flip; McNemar only where each prompt "
+                           "has one row). Holm and BH correct the primary p-value over every benchmark of every "
+                           "comparison.")
         for bi, row in enumerate(comp["benchmarks"]):
             ref = f"{base}/{bi}"
             paired = [row["benchmark"], row["kind"], num_at(report, ref + "/pairing/both"),
@@ -167,8 +199,7 @@ def comparison_sections(report: dict) -> List[List[Table]]:
                 num_at(report, ref + "/a/mean"), ci_at(report, ref + "/a"), num_at(report, ref + "/b/mean"),
                 ci_at(report, ref + "/b"), num_at(report, ref + "/diff/mean"), ci_at(report, ref + "/diff"),
                 row["diff"]["method"]])
-            verdict = ("significant" if row["significant"] else "not significant") \
-                if row["significant"] is not None else "n/a"
+            verdict = _verdict(row)
             tests.rows.append([
                 row["benchmark"], opt_at(report, ref + "/tests/mcnemar/p"), opt_at(report, ref + "/tests/permutation/p"),
                 opt_at(report, ref + "/tests/wilcoxon/p"), opt_at(report, ref + "/tests/sign/p"),
@@ -201,14 +232,15 @@ def sweep_tables(report: dict) -> List[Table]:
     for si, sw in enumerate(report["sweeps"]):
         metrics = sorted({m for lv in sw["levels"] for m in lv["metrics"]})
         t = Table(f"Sweep: {sw['label']} ({sw['operator']})",
-                  ["fraction", "effective"] + [f"{m} mean" for m in metrics] + [f"{m} CI" for m in metrics] +
+                  ["fraction", "effective", "content moves", "content fraction"] + [f"{m} mean" for m in metrics] + [f"{m} CI" for m in metrics] +
                   ["edit distance", "unchanged", "length change"],
                   note=f"{sw['path']}")
         for li, lv in enumerate(sw["levels"]):
             ref = f"/sweeps/{si}/levels/{li}"
             means = [opt_at(report, f"{ref}/metrics/{m}/mean") for m in metrics]
             cis = [ci_at(report, f"{ref}/metrics/{m}") if m in lv["metrics"] else "n/a" for m in metrics]
-            t.rows.append([num_at(report, ref + "/fraction"), opt_at(report, ref + "/effective_fraction")] + means + cis +
+            t.rows.append([num_at(report, ref + "/fraction"), opt_at(report, ref + "/effective_fraction"),
+                           opt_at(report, ref + "/content_moves"), opt_at(report, ref + "/content_fraction")] + means + cis +
                           [opt_at(report, ref + "/edit_distance/mean"), opt_at(report, ref + "/unchanged_rate"),
                            opt_at(report, ref + "/length_change/mean")])
         out.append(t)
