@@ -133,8 +133,6 @@ def claims_text(claims: List[dict]) -> List[str]:
 
 
 def drops_markdown(headline: dict) -> str:
-    from mdlm_bench.report.tables import family_note
-
     fam = headline.get("drops_family") or {}
     lvl = fam.get("family_ci_level", 0.95) * 100
     lines = ["", "Drop under shift (level 0 minus the shifted level; B − A < 0 means B loses less):", "",
@@ -145,7 +143,7 @@ def drops_markdown(headline: dict) -> str:
                      f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_holm']:.3g} | "
                      f"{_f(c.get('mdd'))} | {c['verdict']} |")
     if fam:
-        lines += ["", f"_{family_note(fam)}_"]
+        lines += ["", f"_{fam['note']}_"]
     lines += [""] + [f"- {x}" for x in claims_text(headline.get("claims", []))]
     return "\n".join(lines) + "\n"
 
@@ -158,8 +156,6 @@ def print_drops(headline: dict, console) -> None:
     from rich.table import Table
 
     from mdlm_bench.report.render import print_wide
-    from mdlm_bench.report.tables import family_note
-
     t = Table(title="drop under shift (level 0 minus shifted level), paired; B − A < 0: B loses less")
     t.add_column("A → B", justify="left")
     fam = headline.get("drops_family") or {}
@@ -172,6 +168,6 @@ def print_drops(headline: dict, console) -> None:
                   _f(c.get("mdd")), c["verdict"])
     print_wide(console, t)
     if fam:
-        console.print(family_note(fam), soft_wrap=True)
+        console.print(fam["note"], soft_wrap=True)
     for line in claims_text(headline.get("claims", [])):
         console.print(line.replace("**", ""), soft_wrap=True)

@@ -124,7 +124,7 @@ def compare_runs(A: Run, B: Run, ia: int, ib: int, s: ReportSettings) -> dict:
     if not any(r["pairing"]["both"] for r in rows):
         raise UserError(
             f"runs '{A.label}' and '{B.label}' share no (task, uid) prompts (tasks {sorted(A.info['tasks'])}"
-            f" vs {sorted(B.info['tasks'])}); compare runs made on the same tasks and seeds")
+            f" vs {sorted(B.info['tasks'])}); compare runs made on the same tasks")
     return {"a": ia, "b": ib, "label_a": A.label, "label_b": B.label, "benchmarks": rows}
 
 

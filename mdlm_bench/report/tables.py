@@ -91,19 +91,8 @@ def opt_at(report: dict, ref: str) -> Cell:
 
 
 def _family_note(fam: Optional[dict], fallback: str) -> str:
-    return family_note(fam) if fam else fallback
-
-
-def family_note(fam: dict) -> str:
-    """The line under a table: unit, interval level and method, test, correction, power."""
-    pw = fam.get("power") or {}
-    mdd = pw.get("mdd_max")
-    return (f"Unit: the {fam['unit']}. Intervals: {fam['family_ci_method']} "
-            f"({fam['family_ci_level'] * 100:.4g}%), so they hold for all {fam['tests']} rows at once; test: "
-            f"sign-flip permutation on per-prompt differences (McNemar where each prompt has one row); Holm "
-            f"over the {fam['tests']} rows at α {fam['alpha']:g}. Minimum detectable difference (MDD) at "
-            f"{pw.get('power', 0.8):.0%} power and α {pw.get('alpha_corrected', float('nan')):.3g} per test, "
-            f"from each row's per-prompt sd" + (f": at most {mdd:.3f}." if mdd is not None else "."))
+    """The line under a table (stats.clustered.family_note, kept in report.json as the family's 'note')."""
+    return fam.get("note") or fallback if fam else fallback
 
 
 def _ci_header(report: dict, fam_ref: str) -> Cell:
@@ -111,7 +100,7 @@ def _ci_header(report: dict, fam_ref: str) -> Cell:
         get(report, fam_ref + "/family_ci_level")
     except (KeyError, IndexError, TypeError):
         return ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"]
-    return ["B − A [", num_at(report, fam_ref + "/family_ci_level"), " family CI]"]
+    return ["B − A [", num_at(report, fam_ref + "/family_ci_level"), " CI]"]
 
 
 def _verdict(r: dict) -> str:
@@ -126,17 +115,16 @@ def headline_table(report: dict) -> Table:
     many = len(head["metrics"]) > 1
     t = Table(f"Pooled over tasks: {', '.join(m.replace('_', ' ') for m in head['metrics'])}",
               ["comparison A → B"] + (["metric"] if many else []) +
-              ["prompts", "rows A", "rows B", "A", "B", _ci_header(report, "/headline/family"), "p (Holm)", "MDD",
-               "verdict"],
+              ["prompts (rows)", "A", "B", _ci_header(report, "/headline/family"), "p (Holm)", "verdict"],
               note=_family_note(head.get("family"), "Rows paired by prompt and pooled over tasks."))
     for i, r in enumerate(head["comparisons"]):
         ref = f"/headline/comparisons/{i}"
         diff: Cell = [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ",
                       num_at(report, ref + "/ci_high"), "]"] if r["ci_low"] is not None else [num_at(report, ref + "/diff")]
         t.rows.append([r["comparison"]] + ([r["metric"]] if many else []) +
-                      [num_at(report, ref + "/n"), opt_at(report, ref + "/rows_a"), opt_at(report, ref + "/rows_b"),
-                       num_at(report, ref + "/a_mean"), num_at(report, ref + "/b_mean"), diff,
-                       opt_at(report, ref + "/p_holm"), opt_at(report, ref + "/mdd"), _verdict(r)])
+                      [[num_at(report, ref + "/n"), " (", opt_at(report, ref + "/rows_a"), ", ",
+                        opt_at(report, ref + "/rows_b"), ")"], num_at(report, ref + "/a_mean"), num_at(report, ref + "/b_mean"), diff,
+                       opt_at(report, ref + "/p_holm"), _verdict(r)])
     return t
 
 

@@ -190,9 +190,24 @@ def add_family_intervals(rows: List[dict], ds: Sequence[np.ndarray], level: floa
         excl = bool(np.isfinite(flo) and np.isfinite(fhi) and (flo > 0 or fhi < 0))
         r.update(p_holm=holm, p_bh=bh, significant=sig, family_ci_low=flo, family_ci_high=fhi,
                  family_ci_level=fam, mdd=mdd, verdict=verdict_of(sig, excl))
-    return {"tests": len(rows), "alpha": alpha, "correction": "holm", "ci_level": level,
-            "family_ci_level": fam, "family_ci_method": f"cluster bootstrap over prompts at the Bonferroni "
-            f"level 1 - {1 - level:g}/{len(rows)}", "unit": PROMPT_UNIT, "power": pw}
+    out = {"tests": len(rows), "alpha": alpha, "correction": "holm", "ci_level": level,
+           "family_ci_level": fam, "family_ci_method": f"cluster bootstrap over prompts at the Bonferroni "
+           f"level 1 - {1 - level:g}/{len(rows)}", "unit": PROMPT_UNIT, "power": pw}
+    out["note"] = family_note(out)
+    return out
+
+
+def family_note(fam: dict) -> str:
+    """The line under a table: unit, interval level and method, test, correction, power."""
+    pw = fam.get("power") or {}
+    mdd = pw.get("mdd_max")
+    return (f"Unit: the {fam['unit']}. Intervals: {fam['family_ci_method']} "
+            f"({fam['family_ci_level'] * 100:.4g}%), so they hold for all {fam['tests']} rows at once; test: "
+            f"sign-flip permutation on per-prompt differences (McNemar where each prompt has one row); Holm "
+            f"over the {fam['tests']} rows at α {fam['alpha']:g}. Minimum detectable difference (MDD) at "
+            f"{pw.get('power', 0.8):.0%} power and α {pw.get('alpha_corrected', float('nan')):.3g} per test, "
+            f"from each row's per-prompt sd" + (f": at most {mdd:.3f}." if mdd is not None else "."))
+
 
 
 def verdict_of(significant: Optional[bool], family_ci_excludes_zero: bool) -> str:
