@@ -28,3 +28,22 @@ def test_claims_hold_fail_and_hold_in_part():
     # A larger drop than the CE fine-tune's refutes (b) at that level.
     a, b = paper_claims(_headline(diffs, {("base", "5%"): -0.05, ("ce", "5%"): 0.04}), "s", ["base", "ce"], levels)
     assert b["verdict"] == "does not hold" and b["worse_than_some_at"] == ["5%"]
+
+
+def test_a_claim_that_does_not_hold_says_whether_the_data_could_have_shown_it():
+    levels = [0.0, 0.05]
+    h = _headline({("base", "0%"): 0.01, ("ce", "0%"): 0.0, ("base", "5%"): 0.0, ("ce", "5%"): 0.01},
+                  {("base", "5%"): -0.01, ("ce", "5%"): -0.02}, sig=False)
+    for c in h["comparisons"]:
+        c["mdd"] = 0.05
+    for c, m in zip(h["drops"], (0.025, 0.028)):
+        c["mdd"] = m
+    fam = {"tests": 2, "power": {"power": 0.8, "alpha_corrected": 0.025}}
+    h["family"], h["drops_family"] = {**fam, "tests": 4}, fam
+    a, b = paper_claims(h, "s", ["base", "ce"], levels)
+    assert b["power"]["mdd_max"] == 0.028 and b["power"]["largest_abs_diff"] == 0.02
+    text = claims_text([a, b])
+    assert "detect a difference of 0.028 or more with 80% power (α 0.025 per test, Holm over 2)" in text[1]
+    assert "could have shown an effect of that size" in text[1]
+    assert "observed differences (|B − A| ≤ 0.020) are below it" in text[1]
+    assert "0.050 or more" in text[0] and "Holm over 4" in text[0]

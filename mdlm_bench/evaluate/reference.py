@@ -65,7 +65,14 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     from mdlm_bench.evaluate.config import RunConfig
     from mdlm_bench.evaluate.sweep import SweepConfig, execute_sweep, level_dir
 
-    ref = ref or load_reference_config(getattr(args, "reference_config", None))
+    import time
+    from dataclasses import asdict
+
+    from mdlm_bench.config import digest
+
+    started = time.time()
+    config_file = getattr(args, "reference_config", None)
+    ref = ref or load_reference_config(config_file)
     out = Path(getattr(args, "out", None) or ref.out).resolve()
     report_out = Path(getattr(args, "report_out", None) or ref.report_out).resolve()
     spec = load_spec(ref.perturbation)
@@ -118,18 +125,29 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
                 f"lose when {', '.join(f'{f * 100:g}%' for f in fr if f > 0)} of generated tokens are displaced?")
     headline: dict = {}
 
+    produced_by = {"command": "mdlm-bench run" + (f" --reference-config {config_file}" if config_file else ""),
+                   "reference_config": asdict(ref), "config_digest": digest(asdict(ref)),
+                   "fractions": list(fractions), "seeds": list(seeds)}
+
     def add_drops_and_claims(report: dict) -> None:  # shown in the report right after its top screen
+        produced_by.update(decode_and_compare_seconds=round(time.time() - started, 1), report_digest=report["digest"],
+                           provenance=report["provenance"], created=report["created"])
+        report["reference"] = produced_by
         res = drop_comparisons(run_dirs, labels, drops, drop_what)
         report["drops"], report["drops_family"] = res["rows"], res["family"]
-        headline.update(report["headline"], drops=report["drops"], drops_family=report["drops_family"])
+        headline.update(report["headline"], drops=report["drops"], drops_family=report["drops_family"],
+                        produced_by=produced_by)
         headline["claims"] = paper_claims(headline, focus, others, list(fr))
         report["claims"] = [line.replace("**", "") for line in claims_text(headline["claims"])]
 
     report = build_report(run_dirs, [out / label for label in names], report_out, labels=labels, comparisons=pairs,
                           names=what, question=question, console=console, extend=add_drops_and_claims)
+    produced_by["seconds"] = round(time.time() - started, 1)  # this invocation (rows already decoded are reused)
     write_headline(report_out, report, headline)
     print_headline(report, Console(), headline)
-    n = headline["comparisons"][0]["n"] if headline["comparisons"] else 0
-    console.print(f"{n} paired rows per comparison; per-task tables, sweeps and plots are in the report.")
+    c0 = headline["comparisons"][0] if headline["comparisons"] else {}
+    console.print(f"{c0.get('n', 0)} prompts per comparison ({c0.get('rows_a', 0)} and {c0.get('rows_b', 0)} rows in "
+                  "the first; seeds are averaged within a prompt); per-task tables, sweeps and plots are in the "
+                  "report.", soft_wrap=True)
     console.print(f"\nHTML report: [bold]{report_out / 'report.html'}[/bold]", soft_wrap=True)
     return 0
