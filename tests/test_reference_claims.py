@@ -47,3 +47,34 @@ def test_a_claim_that_does_not_hold_says_whether_the_data_could_have_shown_it():
     assert "could have shown an effect of that size" in text[1]
     assert "observed differences (|B − A| ≤ 0.020) are below it" in text[1]
     assert "0.050 or more" in text[0] and "Holm over 4" in text[0]
+
+
+def test_committed_reference_is_powered_and_its_intervals_agree_with_its_verdicts():
+    """The committed reference (reports/reference/): drop comparisons detect 0.03 at 80% power under Holm, and
+    no interval that excludes zero sits next to 'not significant', in the headline or the drop table."""
+    import json
+    from pathlib import Path
+
+    ref = Path(__file__).resolve().parents[1] / "reports" / "reference"
+    report = json.loads((ref / "report.json").read_text())
+    headline = json.loads((ref / "headline.json").read_text())
+    assert headline["drops_family"]["power"]["power"] == 0.8
+    assert all(r["mdd"] <= 0.03 for r in headline["drops"]), [r["mdd"] for r in headline["drops"]]
+    for rows in (report["headline"]["comparisons"], report["drops"], headline["comparisons"], headline["drops"]):
+        for r in rows:
+            excludes = r["ci_low"] > 0 or r["ci_high"] < 0
+            assert not (excludes and r["verdict"] == "not significant"), r["comparison"]
+            assert r["verdict"] == ("significant" if r["significant"] else "not significant") or \
+                r["verdict"].startswith("borderline")
+    assert headline["produced_by"]["reference_config"]["limit"] == 200
+    assert headline["produced_by"]["config_digest"] == report["reference"]["config_digest"]
+
+
+def test_a_claim_resting_on_a_borderline_comparison_says_so():
+    h = _headline({(m, lv): -0.1 for m in ("base", "ce") for lv in ("0%", "5%", "10%")},
+                  {("base", "5%"): -0.05, ("ce", "5%"): -0.02, ("base", "10%"): -0.05, ("ce", "10%"): -0.03})
+    for c in h["drops"]:
+        c["verdict"] = "borderline" if c["comparison"] == "drop @10%: ce → s" else "significant"
+    a, b = paper_claims(h, "s", ["base", "ce"], [0.0, 0.05, 0.1])
+    assert b["verdict"] == "holds" and b["borderline_at"] == ["10%"]
+    assert "at 10% it rests on a Holm test whose family-wise interval still includes 0" in claims_text([a, b])[1]

@@ -93,6 +93,8 @@ def paper_claims(headline: dict, focus: str, others: List[str], fractions: List[
                           headline.get("drops_family"))):
         n, k = len(c["levels"]), len(c["holds_at"])
         c["verdict"] = "holds" if k == n else ("holds in part" if k else "does not hold")
+        c["borderline_at"] = [lv for lv in c["holds_at"] if any(
+            r.get("verdict") == "borderline" and f"@{lv}" in r["comparison"] for r in rows)]
         mdds = [r.get("mdd") for r in rows if r.get("mdd") is not None]
         c["power"] = {"mdd_max": max(mdds) if mdds else None, "mdd_min": min(mdds) if mdds else None,
                       "largest_abs_diff": max((abs(r["diff"]) for r in rows), default=None),
@@ -127,6 +129,9 @@ def claims_text(claims: List[dict]) -> List[str]:
         if unproven:
             extra += (f"; the point estimates favour it over every other model at {', '.join(unproven)}, "
                       "but not significantly there")
+        if c.get("borderline_at"):
+            extra += (f"; at {', '.join(c['borderline_at'])} it rests on a Holm test whose family-wise interval "
+                      "still includes 0 (borderline)")
         lines.append(f"Claim ({tag}), {c['claim']}: **{c['verdict']}**{where} over levels "
                      f"{', '.join(c['levels'])} (Holm p < 0.05){extra}{power_text(c)}.")
     return lines

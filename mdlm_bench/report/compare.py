@@ -153,16 +153,20 @@ def fill_scores_and_corrections(comparisons: List[dict], s: ReportSettings) -> d
 
 def judge_section(runs: List[Run], s: ReportSettings) -> List[dict]:
     """Per run and judged bench: win rate (pairwise; ties count half) or mean rating (single) with a
-    percentile bootstrap CI, wins/ties/losses and the sign test against the judge's baseline."""
+    percentile bootstrap CI over prompts (seeds averaged within a prompt), wins/ties/losses of the
+    per-prompt scores and the sign test against the judge's baseline."""
     out = []
     for i, run in enumerate(runs):
         for summary in run.judges:
+            from mdlm_bench.stats.clustered import prompt_means
+
             bench = run.benchmarks[f"judge:{summary['bench']}"]
-            scores = np.asarray([bench.scores[k] for k in sorted(bench.scores)], float)
+            per_prompt = prompt_means(bench.scores)[0]  # a prompt judged under several seeds counts once
+            scores = np.asarray([per_prompt[k] for k in stats._sorted_keys(per_prompt)], float)
             mean, lo, hi = stats.win_rate_ci(scores, s.ci_level, s.n_resamples, s.seed)
             row = {"run": i, "label": run.label, "bench": summary["bench"], "kind": summary["kind"],
                    "judge_model": summary.get("judge_model"), "baseline": summary.get("baseline"),
-                   "n": int(scores.size), "mean": mean, "ci_low": lo, "ci_high": hi,
+                   "n": int(scores.size), "rows": len(bench.scores), "mean": mean, "ci_low": lo, "ci_high": hi,
                    "reported_score": summary.get("score"), "wins": None, "ties": None, "losses": None,
                    "sign_p": None, "sign_p_holm": None,
                    "position_consistency": summary.get("position_consistency"),

@@ -206,7 +206,8 @@ def family_note(fam: dict) -> str:
             f"sign-flip permutation on per-prompt differences (McNemar where each prompt has one row); Holm "
             f"over the {fam['tests']} rows at α {fam['alpha']:g}. Minimum detectable difference (MDD) at "
             f"{pw.get('power', 0.8):.0%} power and α {pw.get('alpha_corrected', float('nan')):.3g} per test, "
-            f"from each row's per-prompt sd" + (f": at most {mdd:.3f}." if mdd is not None else "."))
+            f"from each row's per-prompt sd" + (f": at most {mdd:.3f}." if mdd is not None else ".") +
+            " Borderline: Holm and the family-wise interval disagree (Holm is the less conservative).")
 
 
 
@@ -217,4 +218,4 @@ def verdict_of(significant: Optional[bool], family_ci_excludes_zero: bool) -> st
         return "significant"
     if not significant and not family_ci_excludes_zero:
         return "not significant"
-    return "borderline (Holm test and family interval disagree)"
+    return "borderline"  # the Holm test and the family-wise interval disagree (see family_note)
