@@ -248,3 +248,12 @@ def test_content_rule_excludes_end_tokens_and_what_follows_them(tiny_model):
     assert rec["displaced_tokens"] > rec["content_moves"]
     assert rec["content_moves"] == sum(1 for e in rec["events"] if e["token"] not in m.eos_ids
                                        and e["to"] is not None and e["to"] != e["from"])
+
+
+def test_default_select_keeps_the_spec_digest_of_earlier_runs():
+    spec = PerturbSpec(operator="shift", fraction=0.05).validate()
+    assert "select" not in spec.to_dict() and PerturbSpec(**spec.to_dict()).select == "all"
+    content = PerturbSpec(operator="shift", fraction=0.05, select="content").validate()
+    assert content.to_dict()["select"] == "content" and content.digest != spec.digest
+    with pytest.raises(UserError, match="unknown select"):
+        PerturbSpec(select="contnet").validate()

@@ -82,7 +82,10 @@ class PerturbSpec:
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["select"] == "all":  # the default is left out, so runs made before `select` existed keep their digest
+            del d["select"]
+        return d
 
     def with_fraction(self, fraction: float) -> "PerturbSpec":
         d = self.to_dict()
