@@ -3,9 +3,10 @@
     SWEEP/level-<f>/        a run directory per level (level 0 = the spec at fraction 0, which is
                             byte-identical to unperturbed decoding; when decoding is deterministic it
                             runs the first seed only, the others being identical by construction)
-    SWEEP/sweep.json        per level: task metrics with CIs across prompts and seeds, and against the
-                            level-0 output of the same (task, uid, seed): token edit distance, share of
-                            unchanged outputs, change in output length
+    SWEEP/sweep.json        per level: task metrics with CIs over prompts (seeds averaged), content
+                            moves, and against the level-0 output of the same (task, uid, seed), or of
+                            the prompt's one level-0 seed: token edit distance, share of unchanged
+                            outputs, change in output length
     SWEEP/sweep.png         metric and edit distance against fraction, with CI bands
 """
 

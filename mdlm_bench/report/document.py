@@ -81,7 +81,7 @@ Block = Union[Title, Meta, Heading, Para, TableBlock, Figure, Bullets, Details, 
 
 CAPTIONS = {
     "sensitivity": "Mean score against the displaced fraction, one line per model; bands are CIs.",
-    "forest": "Pooled differences B - A with paired bootstrap CIs; red: significant after Holm.",
+    "forest": "Pooled differences B - A with family-wise cluster-bootstrap CIs over prompts; red: significant after Holm.",
     "win_rates": "Judge win rates against each run's baseline, with percentile bootstrap intervals.",
 }
 
