@@ -112,9 +112,14 @@ def test_sweep_level_zero_is_byte_identical(tiny_path, tmp_path):
     summary = execute_sweep(SweepConfig(run=cfg, fractions=[0.1, 0.3]), sw)
     base = {(r["uid"], r["seed"]): r for r in read_jsonl(plain / "generations.jsonl")}
     lvl0 = {(r["uid"], r["seed"]): r for r in read_jsonl(sw / "level-0" / "generations.jsonl")}
-    assert base.keys() == lvl0.keys()
-    for k in base:
-        assert base[k]["output"] == lvl0[k]["output"] and base[k]["token_ids"] == lvl0[k]["token_ids"]
+    # Greedy and unperturbed: level 0 decodes seed 0 only; the other seeds are identical by construction,
+    # which the plain run (both seeds decoded) confirms.
+    assert set(lvl0) == {k for k in base if k[1] == 0}
+    for (uid, seed) in base:
+        ref = lvl0[(uid, 0)]
+        assert base[(uid, seed)]["output"] == ref["output"] and base[(uid, seed)]["token_ids"] == ref["token_ids"]
+    assert summary["levels"][0]["seeds"] == [0] and summary["levels"][0]["seeds_identical_by_construction"] == [1]
+    assert summary["levels"][1]["rows"] == 2 * summary["levels"][0]["rows"]  # both seeds where perturbed
     assert [lv["fraction"] for lv in summary["levels"]] == [0.0, 0.1, 0.3]
     assert summary["levels"][0]["edit_distance"]["mean"] == 0 and summary["levels"][0]["unchanged_rate"] == 1
     assert summary["levels"][2]["effective_fraction"] > 0.2
