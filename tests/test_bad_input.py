@@ -326,7 +326,7 @@ CASES: Dict[str, object] = {
                                                    "--out", w.p("sw")], ["comma-separated numbers"]),
     # --- report -----------------------------------------------------------------------------------
     "report-no-overlapping-items": Case(lambda w: ["report", w.p("rep_a"), w.p("rep_b"), "--out",
-                                              w.p("report")], ["share no (task, uid, seed) items"]),
+                                              w.p("report")], ["share no (task, uid) prompts"]),
     "report-run-without-generations": Case(lambda w: ["report", w.p("rep_a"), w.p("empty"), "--out", w.p("report")],
                                            ["no scored rows"]),
     "report-mixed-metric-types": Case(lambda w: ["report", w.p("rep_cont"), w.p("rep_bin"), "--out",

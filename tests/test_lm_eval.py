@@ -81,8 +81,8 @@ def test_model_args_are_typed_and_unknown_ones_named(tiny_model):
 def test_bundled_data_is_the_eval_split_of_the_generator(synth_utils):
     for fam in FAMILIES:
         rows = [json.loads(x) for x in synth_utils.data_file(fam).read_text().splitlines()]
-        assert rows == synth_utils.expected_rows(fam) and len(rows) == 32
-        assert len({r["uid"] for r in rows}) == 32
+        assert rows == synth_utils.expected_rows(fam) and len(rows) == synth_utils.ROWS_PER_FAMILY == 200
+        assert len({r["uid"] for r in rows}) == 200
 
 
 def test_exact_match_strips_both_sides(synth_utils):
@@ -102,7 +102,7 @@ def test_tasks_load_from_any_working_directory(tmp_path, monkeypatch, synth_util
     for fam in FAMILIES:
         task = loaded["tasks"][f"synth_{fam}"]
         docs = list(task.test_docs())
-        assert len(docs) == 32 and docs[0]["uid"] == synth_utils.expected_rows(fam)[0]["uid"]
+        assert len(docs) == 200 and docs[0]["uid"] == synth_utils.expected_rows(fam)[0]["uid"]
         assert task.config.generation_kwargs["until"] == ["\n"]
 
 

@@ -180,3 +180,80 @@ def test_missing_and_malformed_spec(tmp_path):
 def test_bundled_specs_load():
     for name in ("shift", "swap", "span-shift", "replace", "remask", "shift-first-half", "shift-post-hoc"):
         assert load_spec(name).operator in OPERATORS
+
+
+class _Force(Hook):
+    """Make seq[i] the argmax at position i, more confidently at later positions (commits right to left)."""
+
+    def __init__(self, seq):
+        self.seq = seq
+
+    def on_logits(self, state, logits):
+        for i, t in enumerate(self.seq[:logits.shape[1]]):
+            logits[:, i, :] = 0.0
+            logits[:, i, t] = 5.0 + 0.5 * i
+
+
+def _padded(m, text, n, pad):
+    ids = m.tokenizer(text, add_special_tokens=False)["input_ids"]
+    return ids + [pad] * (n - len(ids))
+
+
+def _content_moves(m, seq, spec, key):
+    hook = make_hook(spec, m, [key], len(seq))
+    cfg = DecodeConfig(gen_length=len(seq), steps=len(seq), block_length=len(seq))
+    generate(m, [encode_prompt(m, "hi")], cfg, [0], [_Force(seq), hook])
+    return hook.record(0)
+
+
+def test_content_only_matches_content_moves_across_eos_and_slack_padding(tiny_model):
+    """Same rows and seeds, one answer padded with EOS and with <slack>: under select: content both get
+    every budgeted operation as a content move; under select: all both mostly hit padding."""
+    m = tiny_model
+    texts = ["abcd", "xyz", "hello", "ab"]
+    n = 16
+    moves = {"all": {"eos": [], "slack": []}, "content": {"eos": [], "slack": []}}
+    for select in ("all", "content"):
+        for seed in range(6):
+            spec = PerturbSpec(operator="shift", fraction=2 / n, seed=seed, select=select).validate()
+            for k, text in enumerate(texts):
+                for pad_name, pad in (("eos", m.eos_ids[0]), ("slack", m.slack_id)):
+                    seq = _padded(m, text, n, pad)
+                    rec = _content_moves(m, seq, spec, f"t|{k}|{seed}")
+                    assert rec["content_fraction"] == rec["content_moves"] / n
+                    moves[select][pad_name].append(rec["content_moves"])
+                    if select == "content":
+                        assert rec["content_moves"] + rec["skipped"] == 2 and rec["spent_on_slack"] == 0
+    assert moves["content"]["eos"] == moves["content"]["slack"]
+    assert sum(moves["content"]["eos"]) > sum(moves["all"]["eos"])
+    assert sum(moves["content"]["eos"]) >= 0.5 * 2 * len(texts) * 6  # the rest found no free slot (skipped)
+
+
+def test_content_rule_excludes_end_tokens_and_what_follows_them(tiny_model):
+    import torch
+
+    from mdlm_bench.perturb.content import is_content_commit
+
+    m = tiny_model
+    eos, slack, mask = m.eos_ids[0], m.slack_id, m.mask_id
+    a = m.tokenizer("a", add_special_tokens=False)["input_ids"][0]
+    row = torch.tensor([a, mask, eos, mask, mask])
+    assert is_content_commit(row, 1, a, m.eos_ids, slack)  # left of the committed EOS
+    assert not is_content_commit(row, 3, a, m.eos_ids, slack)  # past it: cut from the text
+    assert not is_content_commit(row, 1, eos, m.eos_ids, slack)
+    assert not is_content_commit(row, 1, slack, m.eos_ids, slack)
+    # Moves of EOS inside EOS padding are done but are not content moves.
+    spec = PerturbSpec(operator="shift", fraction=1.0, seed=0).validate()
+    rec = _content_moves(m, _padded(m, "ab", 8, eos), spec, "row")
+    assert rec["displaced_tokens"] > rec["content_moves"]
+    assert rec["content_moves"] == sum(1 for e in rec["events"] if e["token"] not in m.eos_ids
+                                       and e["to"] is not None and e["to"] != e["from"])
+
+
+def test_default_select_keeps_the_spec_digest_of_earlier_runs():
+    spec = PerturbSpec(operator="shift", fraction=0.05).validate()
+    assert "select" not in spec.to_dict() and PerturbSpec(**spec.to_dict()).select == "all"
+    content = PerturbSpec(operator="shift", fraction=0.05, select="content").validate()
+    assert content.to_dict()["select"] == "content" and content.digest != spec.digest
+    with pytest.raises(UserError, match="unknown select"):
+        PerturbSpec(select="contnet").validate()

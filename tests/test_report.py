@@ -147,8 +147,11 @@ def test_planted_effects_detected_and_summarised(built):
     assert set(rows["judge:mt_bench"]["tests"]) == {"permutation", "wilcoxon", "sign"}
     assert rows["synth_copy/noise"]["significant"] is False
     d, ph = em["diff"], em["p_holm"]
+    # The interval shown is the family-wise one: Bonferroni level over the 4 tests Holm corrects over.
+    assert d["level"] == pytest.approx(1 - 0.05 / 4) and d["ci95_low"] > d["ci_low"]
     assert em["summary"] == (
-        f"B scores {fmt(d['mean'])} higher than A on synth_copy exact match (95% CI {fmt(d['ci_low'])} to "
+        f"B scores {fmt(d['mean'])} higher than A on synth_copy exact match ({fmt(100 * d['level'])}% family CI "
+        f"{fmt(d['ci_low'])} to "
         f"{fmt(d['ci_high'])}, McNemar p={fmt(em['p'])}, Holm-corrected p={fmt(ph)}): significant.")
     assert rows["synth_copy/noise"]["summary"].endswith("not significant.")
     assert 1 <= len(report["findings"]) <= 5
@@ -196,11 +199,12 @@ def test_mismatched_items_are_reported_not_dropped(tmp_path):
               uids=[f"u{i}" for i in range(20)])
     rep = build_report([a, b, tmp_path / "c"], [], tmp_path / "out", settings=FAST)
     row = rep["comparisons"][0]["benchmarks"][0]
-    assert row["pairing"] == {"both": 15, "only_a": 5, "only_b": 5}
+    assert row["pairing"] == {"both": 15, "prompts": 15, "rows_a": 15, "rows_b": 15, "only_a": 5, "only_b": 5}
     assert any("14 items present in only one run of a comparison were left unpaired (other/em and t/em)" in f
                for f in rep["findings"]), rep["findings"]
     other = [r for r in rep["comparisons"][1]["benchmarks"] if r["task"] == "other"][0]
-    assert other["pairing"] == {"both": 0, "only_a": 0, "only_b": 4} and other["p"] is None
+    assert other["pairing"] == {"both": 0, "prompts": 0, "rows_a": 0, "rows_b": 0, "only_a": 0, "only_b": 4} \
+        and other["p"] is None
     assert "not tested" in other["summary"]
     assert rep["corrections"]["n_tests"] == 2  # one test per comparison on t/em
 
@@ -246,7 +250,7 @@ def test_bad_input_one_line_exit_2_and_nothing_lost(tmp_path, capsys):
     write_judgment(single, "mt", [7, 8, 9], kind="single")
     write_judgment(pair, "mt", [1, 0.5, 0])
     cases = [
-        ([a, b], "share no (task, uid, seed) items"),
+        ([a, b], "share no (task, uid) prompts"),
         ([a, empty], "no scored rows"),
         ([a, tmp_path / "missing"], "does not exist"),
         ([cont, binr], "is continuous in 'cont' but binary in 'bin'"),

@@ -114,9 +114,14 @@ def test_sweep_level_zero_is_byte_identical(tiny_path, tmp_path):
     summary = execute_sweep(SweepConfig(run=cfg, fractions=[0.1, 0.3]), sw)
     base = {(r["uid"], r["seed"]): r for r in read_jsonl(plain / "generations.jsonl")}
     lvl0 = {(r["uid"], r["seed"]): r for r in read_jsonl(sw / "level-0" / "generations.jsonl")}
-    assert base.keys() == lvl0.keys()
-    for k in base:
-        assert base[k]["output"] == lvl0[k]["output"] and base[k]["token_ids"] == lvl0[k]["token_ids"]
+    # Greedy and unperturbed: level 0 decodes seed 0 only; the other seeds are identical by construction,
+    # which the plain run (both seeds decoded) confirms.
+    assert set(lvl0) == {k for k in base if k[1] == 0}
+    for (uid, seed) in base:
+        ref = lvl0[(uid, 0)]
+        assert base[(uid, seed)]["output"] == ref["output"] and base[(uid, seed)]["token_ids"] == ref["token_ids"]
+    assert summary["levels"][0]["seeds"] == [0] and summary["levels"][0]["seeds_identical_by_construction"] == [1]
+    assert summary["levels"][1]["rows"] == 2 * summary["levels"][0]["rows"]  # both seeds where perturbed
     assert [lv["fraction"] for lv in summary["levels"]] == [0.0, 0.1, 0.3]
     assert summary["levels"][0]["edit_distance"]["mean"] == 0 and summary["levels"][0]["unchanged_rate"] == 1
     assert summary["levels"][2]["effective_fraction"] > 0.2
@@ -198,7 +203,7 @@ def test_reference_experiment_end_to_end(tiny_path, tmp_path, capsys, monkeypatc
 
     monkeypatch.delenv("MDLM_JUDGE_BASE_URL", raising=False)
     ref = ReferenceConfig(models={"a": str(tiny_path), "b": str(tiny_path)}, tasks=["synth_copy"], limit=2,
-                          perturbation="shift", fractions=[0.0, 0.2], seeds=[0], decoding=dict(DEC),
+                          perturbation="shift", fractions=[0.0, 0.2], seeds=[0, 1], decoding=dict(DEC),
                           out=str(tmp_path / "ref"), report_out=str(tmp_path / "ref" / "report"))
     console = Console(file=__import__("io").StringIO(), width=200)
     assert run_reference(argparse.Namespace(), console, ref) == 0
@@ -213,7 +218,16 @@ def test_reference_experiment_end_to_end(tiny_path, tmp_path, capsys, monkeypatc
     assert [c["comparison"] for c in headline["comparisons"]] == [
         "a → b, both @0%", "a → b, both @20%", "a: 0% → 20%", "b: 0% → 20%"]
     assert headline["comparisons"][0]["diff"] == 0 and not headline["comparisons"][0]["significant"]
-    assert all(c["n"] == 2 for c in headline["comparisons"])
+    assert all(c["n"] == c["prompts"] == 2 for c in headline["comparisons"])
+    # Greedy and unperturbed: level 0 decodes seed 0 only, and still pairs with both seeds of level 20%.
+    sweep = json.loads((tmp_path / "ref" / "a" / "sweep.json").read_text())
+    assert sweep["deterministic"] and sweep["levels"][0]["seeds"] == [0]
+    assert sweep["levels"][0]["seeds_identical_by_construction"] == [1] and sweep["levels"][1]["seeds"] == [0, 1]
+    assert sweep["levels"][0]["rows"] == 2 and sweep["levels"][1]["rows"] == 4
+    assert "content_moves" in sweep["levels"][1] and sweep["levels"][0]["content_moves"] == 0
+    own = [c for c in headline["comparisons"] if c["comparison"] == "a: 0% → 20%"][0]
+    assert (own["rows_a"], own["rows_b"]) == (2, 4)
+    assert headline["drops_family"]["power"]["tests"] == 1 and "mdd" in headline["drops"][0]
     assert [c["comparison"] for c in headline["drops"]] == ["drop @20%: a → b"] and headline["drops"][0]["diff"] == 0
     assert [c["verdict"] for c in headline["claims"]] == ["does not hold", "does not hold"]
     # The report leads with a verdict box per claim, then the plot, the pooled table, the drops, the findings.

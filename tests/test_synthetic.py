@@ -90,7 +90,11 @@ def test_heldout_splits_are_disjoint_by_prompt_from_training_and_each_other():
     dev = heldout_rows("dev", 60)
     dev_prompts = [x["prompt"] for x in dev]
     n_fam = len(list(FAMILIES))
-    assert len(eval_prompts) == 32 * n_fam == len(set(eval_prompts))
+    assert len(eval_prompts) == 200 * n_fam == len(set(eval_prompts))
+    # The first 32 per family are the rows bundled before eval grew (drawn before dev); the rest avoid dev.
+    assert [x for x in files if x["family"] == "copy"][:32] == heldout_rows("eval", 32, families=["copy"])
+    reserved = {x["prompt"] for x in heldout_rows("dev", 100)}
+    assert not set(eval_prompts) & reserved, "an eval prompt occurs in the reserved dev rows"
     assert len(dev_prompts) == len(set(dev_prompts)) == 60 * n_fam
     assert not set(eval_prompts) & train, "an eval prompt occurs in training"
     assert not set(eval_prompts) & set(dev_prompts), "an eval prompt occurs in the dev split"

@@ -7,7 +7,7 @@ import argparse
 NAME = "report"
 HELP = "paired significance report comparing runs (and sweep sensitivity curves)"
 DESCRIPTION = (
-    "Compare run directories item by item, paired on (task, uid, seed): each run against the first "
+    "Compare run directories prompt by prompt (task, uid; seeds averaged within a prompt): each run against the first "
     "(RUN_A) unless --pair is given. Writes report.md, report.json and a self-contained report.html "
     "to --out and prints the tables."
 )

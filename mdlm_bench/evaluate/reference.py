@@ -36,6 +36,7 @@ class ReferenceConfig:
     batch_size: int = 32
     out: str = "runs/reference"
     report_out: str = "runs/reference/report"
+    note: Optional[str] = None  # one line printed first (e.g. that a larger committed reference exists)
 
 
 def load_reference_config(path: Optional[str] = None) -> ReferenceConfig:
@@ -65,7 +66,14 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     from mdlm_bench.evaluate.config import RunConfig
     from mdlm_bench.evaluate.sweep import SweepConfig, execute_sweep, level_dir
 
-    ref = ref or load_reference_config(getattr(args, "reference_config", None))
+    import time
+    from dataclasses import asdict
+
+    from mdlm_bench.config import digest
+
+    started = time.time()
+    config_file = getattr(args, "reference_config", None)
+    ref = ref or load_reference_config(config_file)
     out = Path(getattr(args, "out", None) or ref.out).resolve()
     report_out = Path(getattr(args, "report_out", None) or ref.report_out).resolve()
     spec = load_spec(ref.perturbation)
@@ -73,6 +81,8 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
     fractions = ref.fractions or sweep_block.get("fractions") or [0.0, 0.01, 0.05, 0.1]
     seeds = ref.seeds or sweep_block.get("seeds") or [0, 1, 2]
     judge = judge_config_from(args)
+    if ref.note:
+        console.print(ref.note, soft_wrap=True)
     console.print(f"[bold]reference experiment[/bold]: {', '.join(ref.models)} on {', '.join(ref.tasks)} "
                   f"(limit {ref.limit}), {spec.operator} at {', '.join(f'{f:g}' for f in fractions)}, "
                   f"seeds {seeds}", soft_wrap=True)
@@ -116,18 +126,30 @@ def run_reference(args, console, ref: Optional[ReferenceConfig] = None) -> int:
                 f"lose when {', '.join(f'{f * 100:g}%' for f in fr if f > 0)} of generated tokens are displaced?")
     headline: dict = {}
 
+    produced_by = {"command": "mdlm-bench run" + (f" --reference-config {config_file}" if config_file else ""),
+                   "reference_config": asdict(ref), "config_digest": digest(asdict(ref)),
+                   "fractions": list(fractions), "seeds": list(seeds)}
+
     def add_drops_and_claims(report: dict) -> None:  # shown in the report right after its top screen
-        report["drops"] = drop_comparisons(run_dirs, labels, drops, drop_what)
-        headline.update(report["headline"], drops=report["drops"])
+        produced_by.update(decode_and_compare_seconds=round(time.time() - started, 1), report_digest=report["digest"],
+                           provenance=report["provenance"], created=report["created"])
+        report["reference"] = produced_by
+        res = drop_comparisons(run_dirs, labels, drops, drop_what)
+        report["drops"], report["drops_family"] = res["rows"], res["family"]
+        headline.update(report["headline"], drops=report["drops"], drops_family=report["drops_family"],
+                        produced_by=produced_by)
         headline["claims"] = paper_claims(headline, focus, others, list(fr))
         report["claims"] = [line.replace("**", "") for line in claims_text(headline["claims"])]
         report["verdicts"] = claim_verdicts(headline["claims"], report, focus, others)  # the first screen's boxes
 
     report = build_report(run_dirs, [out / label for label in names], report_out, labels=labels, comparisons=pairs,
                           names=what, question=question, console=console, extend=add_drops_and_claims)
+    produced_by["seconds"] = round(time.time() - started, 1)  # this invocation (rows already decoded are reused)
     write_headline(report_out, report, headline)
     print_headline(report, Console(), headline)
-    n = headline["comparisons"][0]["n"] if headline["comparisons"] else 0
-    console.print(f"{n} paired rows per comparison; per-task tables, sweeps and plots are in the report.")
+    c0 = headline["comparisons"][0] if headline["comparisons"] else {}
+    console.print(f"{c0.get('n', 0)} prompts per comparison ({c0.get('rows_a', 0)} and {c0.get('rows_b', 0)} rows in "
+                  "the first; seeds are averaged within a prompt); per-task tables, sweeps and plots are in the "
+                  "report.", soft_wrap=True)
     console.print(f"\nHTML report: [bold]{report_out / 'report.html'}[/bold]", soft_wrap=True)
     return 0

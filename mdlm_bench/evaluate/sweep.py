@@ -1,10 +1,12 @@
 """Shift-sensitivity sweeps: the same prompts and seeds decoded at several perturbation levels.
 
     SWEEP/level-<f>/        a run directory per level (level 0 = the spec at fraction 0, which is
-                            byte-identical to unperturbed decoding)
-    SWEEP/sweep.json        per level: task metrics with CIs across prompts and seeds, and against the
-                            level-0 output of the same (task, uid, seed): token edit distance, share of
-                            unchanged outputs, change in output length
+                            byte-identical to unperturbed decoding; when decoding is deterministic it
+                            runs the first seed only, the others being identical by construction)
+    SWEEP/sweep.json        per level: task metrics with CIs over prompts (seeds averaged), content
+                            moves, and against the level-0 output of the same (task, uid, seed), or of
+                            the prompt's one level-0 seed: token edit distance, share of unchanged
+                            outputs, change in output length
     SWEEP/sweep.png         metric and edit distance against fraction, with CI bands
 """
 
@@ -50,9 +52,22 @@ def level_dir(out: Path, f: float) -> Path:
     return Path(out) / f"level-{f:g}"
 
 
+def deterministic(run: RunConfig) -> bool:
+    """Greedy decoding with a remasking rule that draws nothing: every seed gives the same rows."""
+    dc = run.decode_config()
+    return float(dc.temperature) == 0.0 and dc.remasking != "random"
+
+
+def level_seeds(cfg: SweepConfig, f: float) -> List[int]:
+    """Seeds decoded at level f: only the first at an unperturbed deterministic level."""
+    seeds = list(cfg.run.seeds)
+    return seeds[:1] if f == 0.0 and deterministic(cfg.run) else seeds
+
+
 def _level_config(cfg: SweepConfig, f: float) -> RunConfig:
     d = asdict(cfg.run)
     d["perturbation"] = {**cfg.run.perturbation, "fraction": f}
+    d["seeds"] = level_seeds(cfg, f)
     return RunConfig(**d)
 
 
@@ -72,11 +87,14 @@ def compare_levels(base_rows: List[dict], rows: List[dict]) -> Dict[str, list]:
     from mdlm_bench.edit_distance import edit_distance
 
     base = _outputs(base_rows)
-    out = {"edit_distance": [], "unchanged": [], "length_change": []}
+    by_prompt = {k[:2]: r for k, r in base.items()}  # a one-seed level 0 stands for every seed
+    one_seed = len(by_prompt) == len(base)
+    out = {"edit_distance": [], "unchanged": [], "length_change": [], "keys": []}
     for key, r in _outputs(rows).items():
-        b = base.get(key)
+        b = base.get(key) or (by_prompt.get(key[:2]) if one_seed else None)
         if b is None:
             continue
+        out["keys"].append(key)
         x, y = _tokens(b), _tokens(r)
         out["edit_distance"].append(float(edit_distance(x, y)))
         out["unchanged"].append(float(r["output"] == b["output"]))
@@ -88,27 +106,36 @@ def summarize_sweep(cfg: SweepConfig, out: Path, level_rows: Dict[float, List[di
     import numpy as np
 
     from mdlm_bench.stats import mean_ci_many
+    from mdlm_bench.stats.clustered import prompt_means
 
     base = level_rows[0.0]
     levels = []
     for f in cfg.fractions:
         rows = level_rows[f]
-        metrics_vals: Dict[str, List[float]] = {}
+        metrics_vals: Dict[str, Dict[tuple, float]] = {}
         for r in rows:
             for m, v in (r.get("metrics") or {}).items():
-                metrics_vals.setdefault(m, []).append(float(v))
+                metrics_vals.setdefault(m, {})[(r["task"], str(r["uid"]), int(r["seed"]))] = float(v)
         cmp_ = compare_levels(base, rows)
         names = sorted(metrics_vals)
-        groups = [np.asarray(metrics_vals[m]) for m in names] + [np.asarray(cmp_[k]) for k in
-                                                                  ("edit_distance", "length_change")]
+        # CIs resample prompts: each prompt contributes the mean over its seeds (stats.clustered)
+        per_prompt = [metrics_vals[m] for m in names] + [dict(zip(cmp_["keys"], cmp_[k])) for k in
+                                                          ("edit_distance", "length_change")]
+        groups = [np.asarray(list(prompt_means(g)[0].values())) for g in per_prompt]
         cis = mean_ci_many(groups, level=0.95, n_resamples=2000, seed=0)
         level = {
             "fraction": f,
             "dir": level_dir(out, f).name,
             "effective_fraction": float(np.mean([r.get("effective_fraction", 0.0) for r in rows])) if rows else 0.0,
+            "content_moves": int(sum(r.get("content_moves", 0) for r in rows)),
+            "content_fraction": float(np.mean([r.get("content_fraction", 0.0) for r in rows])) if rows else 0.0,
             "rows": len(rows),
-            "metrics": {m: {"mean": c[0], "ci_low": c[1], "ci_high": c[2], "n": len(metrics_vals[m])}
-                        for m, c in zip(names, cis[:len(names)])},
+            "prompts": len({(r["task"], str(r["uid"])) for r in rows}),
+            "seeds": level_seeds(cfg, f),
+            "seeds_identical_by_construction": [s for s in cfg.run.seeds if s not in level_seeds(cfg, f)],
+            "metrics": {m: {"mean": c[0], "ci_low": c[1], "ci_high": c[2], "n": len(metrics_vals[m]),
+                            "prompts": len(groups[k])}
+                        for k, (m, c) in enumerate(zip(names, cis[:len(names)]))},
             "edit_distance": dict(zip(("mean", "ci_low", "ci_high"), cis[len(names)])),
             "length_change": dict(zip(("mean", "ci_low", "ci_high"), cis[len(names) + 1])),
             "unchanged_rate": float(np.mean(cmp_["unchanged"])) if cmp_["unchanged"] else float("nan"),
@@ -118,7 +145,8 @@ def summarize_sweep(cfg: SweepConfig, out: Path, level_rows: Dict[float, List[di
     spec.pop("fraction", None)
     return {"kind": "sweep", "model": cfg.run.model, "tasks": cfg.run.tasks, "operator": spec.get("operator"),
             "perturbation": spec, "seeds": cfg.run.seeds, "fractions": cfg.fractions, "limit": cfg.run.limit,
-            "levels": levels}
+            "deterministic": deterministic(cfg.run),
+            "ci_method": "95% percentile bootstrap over prompts (per-prompt means over seeds)", "levels": levels}
 
 
 def plot_sweep(summary: dict, path: Path) -> None:
@@ -160,10 +188,12 @@ def print_sweep(summary: dict, console) -> None:
 
     names = sorted({m for lv in summary["levels"] for m in lv["metrics"]})
     t = Table(title=f"sweep: {summary['operator']} on {Path(str(summary['model'])).name}")
-    for col in ["fraction", "effective", *names, "edit dist.", "unchanged", "Δ length"]:
+    for col in ["fraction", "effective", "content moves", "content frac.", *names, "edit dist.", "unchanged",
+                "Δ length"]:
         t.add_column(col, justify="right")
     for lv in summary["levels"]:
-        cells = [f"{lv['fraction']:g}", f"{lv['effective_fraction']:.4f}"]
+        cells = [f"{lv['fraction']:g}", f"{lv['effective_fraction']:.4f}", str(lv.get("content_moves", "-")),
+                 f"{lv.get('content_fraction', 0.0):.4f}"]
         for m in names:
             s = lv["metrics"].get(m)
             cells.append(f"{s['mean']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]" if s else "-")

@@ -6,40 +6,37 @@ do not depend on its batch-mates. Under `every_step` and `window`, the budget is
 chosen commit ordinals (the k-th token the sampler commits in that row) inside the window of decoding
 progress; under `once`, on tokens committed at step `at_step`; under `post_hoc`, on positions of the
 finished output. A selected token with no valid target slot carries its operation over to the next
-committed token of the row; what is still owed at the end is reported as `skipped`. A selected
-<slack> is never displaced: under `on_slack: spend` (the default) the operation is used up with no
-effect and counted as `spent_on_slack`, just as a move of EOS inside EOS padding changes nothing, so
-slack-padded and EOS-padded models see the same share of content moved; under `on_slack: carry` it
-passes to the next committed token like any other failed placement. Prompt and padding are never touched: operators only see the generated region.
+committed token of the row; what is still owed at the end is reported as `skipped`. A <slack> is never
+displaced. `select: all` (default): a selected <slack> is spent with no effect (`on_slack: spend`,
+counted as `spent_on_slack`) or carried (`on_slack: carry`), as a move of EOS inside EOS padding
+changes nothing. `select: content`: an operation selected on anything that is not content (slack, an
+end token, anything past a committed end token; see `perturb.content`) passes to the row's next
+content commit, so models with different padding get the same number of content moves. Every row
+records `content_moves` and `content_fraction` (content moves / gen_length) either way.
+Prompt and padding are never touched: operators only see the generated region.
 
 Shift policy. The token the sampler is about to commit at i is committed at i +/- d instead, and i
 stays masked for the model to fill later. The target must be a generated position that is still
 masked and not being committed in the same step; otherwise the other direction is tried, and
 otherwise the operation is carried over.
 
-Under a KV cache (`--cache prefix|dual`). The cache holds keys and values of the positions left of the
-block (and, for `dual`, of the masked suffix right of it), computed from the canvas at the block's first
-step. An operator that moves a token into or out of a cached position makes those keys stale: a `shift`
-or `span_shift` landing in the suffix under `dual`, a `span_shift` or `swap` reaching a committed token of
-an earlier block. The rule: before each forward pass the sampler compares every cached
-position of a row with the token it held when the cache was built, and any difference invalidates that
-row's cache, so the row gets a full forward pass and a new cache (other rows keep theirs); so does a row
-with a masked position left of the block (a re-masked committed token). Operators need not declare
-anything. Moves within the recomputed span (the block, and under `prefix` the suffix) leave the cache
-valid. `post_hoc` operators run after decoding and never meet a cache. Tested: with a one-layer model,
-where the cache is exact, a perturbed decode with either cache equals the same decode with a full
-forward every step (tests/test_decode_cache.py).
+Under a KV cache (`--cache prefix|dual`): before each forward pass the sampler compares every cached
+position of a row with the token it held when the cache was built; any difference (a move into or out of
+a cached position, or a re-masked committed token) invalidates that row's cache, so it gets a full
+forward pass. Operators need not declare anything; `post_hoc` operators never meet a cache. Tested with
+a one-layer model, where the cache is exact (tests/test_decode_cache.py).
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Protocol, Sequence
 
 import torch
 
 from mdlm_bench.decode.sampler import Commit, DecodeState, Hook
+from mdlm_bench.perturb.content import RowPlan, content_record, content_vocab, is_content_commit, stochastic_round
 from mdlm_bench.registry import Registry
 
 
@@ -55,6 +52,7 @@ class PerturbSpec(Protocol):
     window: Sequence[float]  # [start, end] of decoding progress
     at_step: int
     on_slack: str
+    select: str
     seed: int
 
 
@@ -280,29 +278,6 @@ OPERATORS.add("remask", Operator(_remask_commit, _remask_post, False,
 
 
 # --- the hook ---------------------------------------------------------------------------------
-@dataclass
-class RowPlan:
-    rng: random.Random
-    budget: int
-    selected: List[int]  # commit ordinals chosen, ascending
-    ordinal: int = 0
-    pending: int = 0
-    done: int = 0
-    spent: int = 0  # operations used up on a slack (on_slack: spend)
-    log: List[dict] = field(default_factory=list)
-
-
-def _stochastic_round(x: float, rng: random.Random) -> int:
-    base = int(x)
-    return base + (1 if rng.random() < x - base else 0)
-
-
-def content_vocab(model) -> List[int]:
-    """Ids a `replace` control may write: the vocabulary minus special tokens."""
-    special = set(model.tokenizer.all_special_ids) | set(model.eos_ids) | {model.mask_id, model.slack_id}
-    return [i for i in range(len(model.tokenizer)) if i not in special]
-
-
 class PerturbationHook(Hook):
     """Applies `spec` to a batch. row_keys[b] names row b (e.g. 'task|uid|seed') for its RNG."""
 
@@ -317,7 +292,7 @@ class PerturbationHook(Hook):
         self.plans: List[RowPlan] = []
         for key in row_keys:
             rng = random.Random(f"{spec.seed}|{key}")
-            budget = _stochastic_round(spec.fraction * gen_length, rng) if spec.fraction > 0 else 0
+            budget = stochastic_round(spec.fraction * gen_length, rng) if spec.fraction > 0 else 0
             selected = []
             if spec.schedule in ("every_step", "window"):
                 budget = min(budget, hi - lo)
@@ -337,10 +312,12 @@ class PerturbationHook(Hook):
             if sched == "once":
                 positions = commit.transfer[a].nonzero().flatten().tolist()
                 ctx = RowCtx(state, b, a, commit, plan.rng, plan.log, self.vocab)
+                if self.spec.select == "content":
+                    positions = [i for i in positions if self._content(ctx, i)]
                 for i in plan.rng.sample(positions, min(plan.budget, len(positions))):
                     if self._spend_on_slack(ctx, plan, i):
                         continue
-                    plan.done += self.op.at_commit(ctx, i, self.spec)
+                    self._apply(ctx, plan, i)
                 plan.budget = plan.done + plan.spent  # the step has passed; what could not be placed is skipped
                 plan.pending = 0
                 continue
@@ -355,11 +332,22 @@ class PerturbationHook(Hook):
                 while plan.selected and plan.selected[0] <= first + k:
                     plan.selected.pop(0)
                     plan.pending += 1
-                if plan.pending and self._spend_on_slack(ctx, plan, i):
+                if not plan.pending or (self.spec.select == "content" and not self._content(ctx, i)):
+                    continue  # under select: content the operation waits for the next content commit
+                if self._spend_on_slack(ctx, plan, i) or self._apply(ctx, plan, i):
                     plan.pending -= 1
-                elif plan.pending and self.op.at_commit(ctx, i, self.spec):
-                    plan.pending -= 1
-                    plan.done += 1
+
+    def _content(self, ctx: RowCtx, i: int, token: Optional[int] = None) -> bool:
+        tok = int(ctx.commit.tokens[ctx.a, i]) if token is None else token
+        return is_content_commit(ctx.gen, i, tok, ctx.state.eos_ids, ctx.state.slack_id)
+
+    def _apply(self, ctx: RowCtx, plan: RowPlan, i: int, post: bool = False) -> bool:
+        """Run the operator at i; count it done, and a content move when it moved content."""
+        content = self.op.moves and self._content(ctx, i, int(ctx.gen[i]) if post else None)
+        ok = (self.op.post_hoc if post else self.op.at_commit)(ctx, i, self.spec)
+        plan.done += int(ok)
+        plan.content += int(ok and content)
+        return ok
 
     def _spend_on_slack(self, ctx: RowCtx, plan: RowPlan, i: int) -> bool:
         """Use the operation up on a slack proposed at i (on_slack: spend); True if it was."""
@@ -377,9 +365,11 @@ class PerturbationHook(Hook):
                 continue
             ctx = RowCtx(state, b, -1, None, plan.rng, plan.log, self.vocab)
             content = [t for t in range(self.G) if ctx.is_content(t)]
+            if self.spec.select == "content":
+                content = [t for t in content if self._content(ctx, t, int(ctx.gen[t]))]
             for i in plan.rng.sample(content, min(plan.budget, len(content))):
                 if ctx.is_content(i):
-                    plan.done += self.op.post_hoc(ctx, i, self.spec)
+                    self._apply(ctx, plan, i, post=True)
 
     def record(self, b: int) -> Dict[str, object]:
         """What was done to row b, for the generations file."""
@@ -391,6 +381,7 @@ class PerturbationHook(Hook):
             "skipped": plan.budget - plan.done - plan.spent,
             "spent_on_slack": plan.spent,
             "displaced_tokens": sum(1 for e in plan.log if e["to"] is not None and e["to"] != e["from"]),
+            **content_record(plan.content, self.G),
         }
 
 

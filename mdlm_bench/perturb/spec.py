@@ -31,6 +31,10 @@ class PerturbSpec:
                (default): it is used up with no effect, as a move of EOS inside EOS padding is, so a
                slack-padded and an EOS-padded model see the same share of content moved. `carry`: it
                passes to the row's next committed non-slack token (moves concentrate on content).
+    select     all | content: which commits an operation may land on. `all` (default): any commit, a move
+               of padding counting as done and changing nothing. `content`: content commits only
+               (perturb.content: not slack, not an end token, nothing past a committed end token), so
+               models with different padding get the same number of content moves.
     """
 
     operator: str = "shift"
@@ -43,6 +47,7 @@ class PerturbSpec:
     span: int = 3
     seed: int = 0
     on_slack: str = "spend"
+    select: str = "all"
     name: Optional[str] = None
 
     def validate(self) -> "PerturbSpec":
@@ -62,6 +67,10 @@ class PerturbSpec:
         if self.on_slack not in ON_SLACK:
             raise UserError(f"unknown on_slack '{self.on_slack}'{did_you_mean(self.on_slack, ON_SLACK)}; "
                             "use spend or carry")
+        from mdlm_bench.perturb.content import SELECT
+
+        if self.select not in SELECT:
+            raise UserError(f"unknown select '{self.select}'{did_you_mean(self.select, SELECT)}; use all or content")
         if int(self.distance) < 1:
             raise UserError(f"distance must be >= 1, got {self.distance}")
         if int(self.span) < 1:
@@ -73,7 +82,10 @@ class PerturbSpec:
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["select"] == "all":  # the default is left out, so runs made before `select` existed keep their digest
+            del d["select"]
+        return d
 
     def with_fraction(self, fraction: float) -> "PerturbSpec":
         d = self.to_dict()

@@ -9,33 +9,45 @@ from typing import List
 
 
 def drop_comparisons(run_dirs: List[Path], labels: List[str], drops: List[tuple], what: List[str],
-                     metric: str = "exact_match") -> List[dict]:
-    """Drop under shift, paired: for (a0, af, b0, bf) run indices, per row (task, uid, seed) present in all
-    four runs, A's drop a0 - af against B's drop b0 - bf. Reported as B's drop minus A's drop (negative: B
-    loses less) with its paired bootstrap CI and a paired permutation test; Holm / BH over these rows."""
+                     metric: str = "exact_match", settings=None) -> dict:
+    """Drop under shift, paired by prompt: for (a0, af, b0, bf) run indices, per prompt (task, uid) present
+    in all four runs, A's drop mean_a0 - mean_af against B's drop mean_b0 - mean_bf (means over each run's
+    seeds, so a one-seed level 0 pairs with seeded levels). Reported as B's drop minus A's drop (negative:
+    B loses less) with its cluster-bootstrap interval and the sign-flip permutation test on per-prompt
+    differences; Holm / BH over these rows, family-wise intervals and the minimum detectable difference.
+    Returns {"family": ..., "rows": [...]}."""
     import numpy as np
 
-    from mdlm_bench import stats
+    from mdlm_bench.report.settings import ReportSettings
     from mdlm_bench.rundir import load_generations, row_key
+    from mdlm_bench.stats.clustered import add_family_intervals, cluster_bootstrap_ci, prompt_means, sign_flip_p
 
-    scores = []
+    s = settings or ReportSettings()
+    means, rows_n = [], []
     for d in run_dirs:
-        scores.append({row_key(r): float(r["metrics"][metric]) for r in load_generations(d)
-                       if metric in (r.get("metrics") or {})})
-    out = []
+        m, c = prompt_means({row_key(r): float(r["metrics"][metric]) for r in load_generations(d)
+                             if metric in (r.get("metrics") or {})})
+        means.append(m)
+        rows_n.append(c)
+    out, ds = [], []
     for (a0, af, b0, bf), desc in zip(drops, what):
-        keys = sorted(set(scores[a0]) & set(scores[af]) & set(scores[b0]) & set(scores[bf]), key=repr)
-        da = np.array([scores[a0][k] - scores[af][k] for k in keys])
-        db = np.array([scores[b0][k] - scores[bf][k] for k in keys])
-        ci = stats.paired_bootstrap_ci(da, db, n_resamples=5000)
+        keys = sorted(set(means[a0]) & set(means[af]) & set(means[b0]) & set(means[bf]), key=repr)
+        da = np.array([means[a0][k] - means[af][k] for k in keys])
+        db = np.array([means[b0][k] - means[bf][k] for k in keys])
+        d = db - da
+        est, lo, hi = cluster_bootstrap_ci(d, s.ci_level, s.n_resamples, s.seed)
         out.append({"comparison": desc, "a": labels[a0].split(" @")[0], "b": labels[b0].split(" @")[0],
-                    "metric": metric, "n": len(keys), "a_drop": float(da.mean()), "b_drop": float(db.mean()),
-                    "diff": ci.estimate, "ci_low": ci.low, "ci_high": ci.high, "ci_method": ci.method,
-                    "test": "permutation", "p": stats.paired_permutation_p(da, db)})
-    adj = stats.correct_pvalues([c["p"] for c in out])
-    for c, holm, bh in zip(out, adj["holm"], adj["fdr_bh"]):
-        c.update(p_holm=holm, p_bh=bh, significant=holm is not None and holm < 0.05)
-    return out
+                    "metric": metric, "n": len(keys), "prompts": len(keys),
+                    "rows": {labels[i]: sum(rows_n[i][k] for k in keys) for i in (a0, af, b0, bf)},
+                    "a_drop": float(da.mean()) if keys else None, "b_drop": float(db.mean()) if keys else None,
+                    "diff": est, "ci95_low": lo, "ci95_high": hi, "ci_method": "cluster bootstrap",
+                    "sd_prompt": float(d.std(ddof=1)) if d.size > 1 else None,
+                    "test": "sign-flip permutation", "p": sign_flip_p(d, s.n_permutations, s.seed)})
+        ds.append(d)
+    family = add_family_intervals(out, ds, s.ci_level, s.alpha, s.n_resamples, s.seed)
+    for r in out:
+        r.update(ci_low=r.pop("family_ci_low"), ci_high=r.pop("family_ci_high"), ci_level=r.pop("family_ci_level"))
+    return {"family": family, "rows": out}
 
 
 def paper_claims(headline: dict, focus: str, others: List[str], fractions: List[float]) -> List[dict]:
@@ -75,10 +87,36 @@ def paper_claims(headline: dict, focus: str, others: List[str], fractions: List[
     out.append({"claim": f"{focus} is more robust to shift (smaller drop) than {' and '.join(others)}",
                 "holds_at": b_hold, "worse_than_some_at": b_opp, "favoured_at": b_dir,
                 "levels": [level(f) for f in shifted]})
-    for c in out:
+    for c, rows, fam in ((out[0], [comp[f"{m} → {focus}, both @{level(f)}"] for m in others for f in fractions],
+                          headline.get("family")),
+                         (out[1], [drops[f"drop @{level(f)}: {m} → {focus}"] for m in others for f in shifted],
+                          headline.get("drops_family"))):
         n, k = len(c["levels"]), len(c["holds_at"])
         c["verdict"] = "holds" if k == n else ("holds in part" if k else "does not hold")
+        c["borderline_at"] = [lv for lv in c["holds_at"] if any(
+            r.get("verdict") == "borderline" and f"@{lv}" in r["comparison"] for r in rows)]
+        mdds = [r.get("mdd") for r in rows if r.get("mdd") is not None]
+        c["power"] = {"mdd_max": max(mdds) if mdds else None, "mdd_min": min(mdds) if mdds else None,
+                      "largest_abs_diff": max((abs(r["diff"]) for r in rows), default=None),
+                      "power": (fam or {}).get("power", {}).get("power", 0.8),
+                      "alpha_corrected": (fam or {}).get("power", {}).get("alpha_corrected"),
+                      "tests": (fam or {}).get("tests")}
     return out
+
+
+def power_text(c: dict) -> str:
+    """Whether the data could have shown the claim: its comparisons' minimum detectable difference."""
+    pw = c.get("power") or {}
+    if pw.get("mdd_max") is None:
+        return ""
+    text = (f"; its comparisons detect a difference of {pw['mdd_max']:.3f} or more with "
+            f"{pw['power']:.0%} power (α {pw['alpha_corrected']:.3g} per test, Holm over {pw['tests']})")
+    if c["verdict"] != "holds":
+        seen = pw["largest_abs_diff"]
+        text += (", so the data could have shown an effect of that size" +
+                 (f"; the observed differences (|B − A| ≤ {seen:.3f}) are below it, so smaller effects are "
+                  "neither shown nor ruled out" if seen is not None and seen < pw["mdd_max"] else ""))
+    return text
 
 
 def claims_text(claims: List[dict]) -> List[str]:
@@ -91,36 +129,50 @@ def claims_text(claims: List[dict]) -> List[str]:
         if unproven:
             extra += (f"; the point estimates favour it over every other model at {', '.join(unproven)}, "
                       "but not significantly there")
+        if c.get("borderline_at"):
+            extra += (f"; at {', '.join(c['borderline_at'])} it rests on a Holm test whose family-wise interval "
+                      "still includes 0 (borderline)")
         lines.append(f"Claim ({tag}), {c['claim']}: **{c['verdict']}**{where} over levels "
-                     f"{', '.join(c['levels'])} (Holm p < 0.05){extra}.")
+                     f"{', '.join(c['levels'])} (Holm p < 0.05){extra}{power_text(c)}.")
     return lines
 
 
 def drops_markdown(headline: dict) -> str:
-    lines = ["", "Drop under shift (level 0 minus the shifted level; B − A < 0 means B loses less; Holm over "
-             "these rows):", "", "| A → B | paired rows | A drop | B drop | B − A [95% CI] | p (Holm) | |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+    fam = headline.get("drops_family") or {}
+    lvl = fam.get("family_ci_level", 0.95) * 100
+    lines = ["", "Drop under shift (level 0 minus the shifted level; B − A < 0 means B loses less):", "",
+             f"| A → B | prompts | A drop | B drop | B − A [{lvl:.4g}% family CI] | p (Holm) | MDD | |",
+             "|---|---:|---:|---:|---:|---:|---:|---|"]
     for c in headline.get("drops", []):
-        lines.append(f"| {c['comparison']} | {c['n']} | {c['a_drop']:+.3f} | {c['b_drop']:+.3f} | "
+        lines.append(f"| {c['comparison']} | {c['prompts']} | {c['a_drop']:+.3f} | {c['b_drop']:+.3f} | "
                      f"{c['diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['p_holm']:.3g} | "
-                     f"{'significant' if c['significant'] else 'not significant'} |")
+                     f"{_f(c.get('mdd'))} | {c['verdict']} |")
+    if fam:
+        lines += ["", f"_{fam['note']}_"]
     lines += [""] + [f"- {x}" for x in claims_text(headline.get("claims", []))]
     return "\n".join(lines) + "\n"
+
+
+def _f(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def print_drops(headline: dict, console) -> None:
     from rich.table import Table
 
     from mdlm_bench.report.render import print_wide
-
     t = Table(title="drop under shift (level 0 minus shifted level), paired; B − A < 0: B loses less")
     t.add_column("A → B", justify="left")
-    for col in ("A drop", "B drop", "B − A (95% CI)", "p Holm", "sig."):
+    fam = headline.get("drops_family") or {}
+    for col in ("prompts", "A drop", "B drop", f"B − A ({fam.get('family_ci_level', 0.95) * 100:.4g}% family CI)",
+                "p Holm", "MDD", "verdict"):
         t.add_column(col, justify="right", no_wrap=True)
     for c in headline.get("drops", []):
-        t.add_row(c["comparison"], f"{c['a_drop']:+.3f}", f"{c['b_drop']:+.3f}",
-                  f"{c['diff']:+.3f} ({c['ci_low']:+.2f}, {c['ci_high']:+.2f})", f"{c['p_holm']:.2g}",
-                  "[green]yes[/green]" if c["significant"] else "no")
+        t.add_row(c["comparison"], str(c["prompts"]), f"{c['a_drop']:+.3f}", f"{c['b_drop']:+.3f}",
+                  f"{c['diff']:+.3f} ({c['ci_low']:+.3f}, {c['ci_high']:+.3f})", f"{c['p_holm']:.2g}",
+                  _f(c.get("mdd")), c["verdict"])
     print_wide(console, t)
+    if fam:
+        console.print(fam["note"], soft_wrap=True)
     for line in claims_text(headline.get("claims", [])):
         console.print(line.replace("**", ""), soft_wrap=True)

@@ -1,11 +1,15 @@
 """Paired comparison of two runs, benchmark by benchmark, and the judge win-rate section.
 
-Which tests apply follows the benchmark kind; the first one listed is the primary test whose p-value
-is corrected across every comparison in the report:
-    binary      McNemar, paired permutation
-    continuous  paired permutation, Wilcoxon signed-rank
-    single      paired permutation, Wilcoxon signed-rank      (judge 1-10 ratings)
-    pairwise    paired permutation, Wilcoxon, sign test       (judge scores vs a baseline, in [0, 1])
+The prompt is the unit (stats.clustered): each run's rows are averaged per prompt over seeds and the
+runs are paired on prompts; every test below works on the per-prompt means. Which tests apply follows
+the benchmark kind; the first one listed is the primary test whose p-value is corrected across every
+comparison in the report:
+    binary      McNemar (only where each prompt has one row in both runs), else sign-flip permutation
+    continuous  sign-flip permutation, Wilcoxon signed-rank
+    single      sign-flip permutation, Wilcoxon signed-rank      (judge 1-10 ratings)
+    pairwise    sign-flip permutation, Wilcoxon, sign test       (judge scores vs a baseline, in [0, 1])
+The interval of B - A is a cluster bootstrap over prompts at the Bonferroni level of the whole family
+(every benchmark of every comparison), so it agrees with the Holm verdict; the 95% one is kept beside.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ def _wilcoxon(a, b) -> dict:
 
 
 @TESTS.register("binary")
-def _binary_tests(a, b, s: ReportSettings) -> Dict[str, dict]:
+def _binary_tests(a, b, s: ReportSettings, one_row_each: bool = True) -> Dict[str, dict]:
+    if not one_row_each:  # per-prompt means over seeds are no longer 0/1: McNemar does not apply
+        return {"permutation": _permutation(a, b, s)}
     m = stats.mcnemar_test(a, b)
     return {"mcnemar": {"p": m.p, "statistic": m.statistic, "exact": m.exact, "a_only": m.a_only,
                         "b_only": m.b_only},
@@ -45,12 +51,12 @@ def _binary_tests(a, b, s: ReportSettings) -> Dict[str, dict]:
 
 @TESTS.register("continuous")
 @TESTS.register("single")
-def _continuous_tests(a, b, s: ReportSettings) -> Dict[str, dict]:
+def _continuous_tests(a, b, s: ReportSettings, one_row_each: bool = True) -> Dict[str, dict]:
     return {"permutation": _permutation(a, b, s), "wilcoxon": _wilcoxon(a, b)}
 
 
 @TESTS.register("pairwise")
-def _pairwise_tests(a, b, s: ReportSettings) -> Dict[str, dict]:
+def _pairwise_tests(a, b, s: ReportSettings, one_row_each: bool = True) -> Dict[str, dict]:
     wins, ties, losses = stats.win_tie_loss(a, b)
     return {**_continuous_tests(a, b, s),
             "sign": {"p": stats.sign_test_p(wins, losses), "wins": wins, "ties": ties, "losses": losses}}
@@ -78,30 +84,32 @@ def compare_benchmark(name: str, ba: Optional[Benchmark], bb: Optional[Benchmark
                       s: ReportSettings) -> dict:
     """One row of the comparison table. Per-run means/CIs and corrected p-values are filled in later
     (they are computed for all rows at once)."""
+    from mdlm_bench.stats.clustered import cluster_bootstrap_ci, pair_prompts
+
     bench = ba or bb
-    paired = stats.pair(ba.scores if ba else {}, bb.scores if bb else {})
+    paired = pair_prompts(ba.scores if ba else {}, bb.scores if bb else {})
     entry = {
         "benchmark": name, "task": bench.task, "metric": bench.metric, "kind": kind,
-        "pairing": paired.counts(),
+        "pairing": {"both": paired.n, **paired.counts()},
         "a": None, "b": None, "diff": None, "tests": {}, "primary_test": None,
         "p": None, "p_holm": None, "p_bh": None, "significant": None, "effect": None, "summary": None,
     }
-    if paired.n_both == 0:
+    if paired.n == 0:
         return entry
     a, b = paired.a, paired.b
-    iv = stats.paired_bootstrap_ci(a, b, s.ci_level, s.n_resamples, s.seed)
-    tests = TESTS.get(kind)(a, b, s)
+    est, lo, hi = cluster_bootstrap_ci(paired.d, s.ci_level, s.n_resamples, s.seed)
+    tests = TESTS.get(kind)(a, b, s, paired.one_row_each)
     tests = {k: {kk: (_nan_to_none(vv) if isinstance(vv, float) else vv) for kk, vv in v.items()}
              for k, v in tests.items()}
     primary = next(iter(tests))
     wins, ties, losses = stats.win_tie_loss(a, b)
     entry.update({
-        "diff": {"mean": iv.estimate, "ci_low": _nan_to_none(iv.low), "ci_high": _nan_to_none(iv.high),
-                 "method": iv.method},
+        "diff": {"mean": est, "ci95_low": _nan_to_none(lo), "ci95_high": _nan_to_none(hi),
+                 "method": "cluster bootstrap"},
         "tests": tests, "primary_test": primary, "p": tests[primary]["p"],
-        "effect": {"mean_diff": iv.estimate, "cohens_dz": stats.cohens_dz(a, b),
+        "effect": {"mean_diff": est, "cohens_dz": stats.cohens_dz(a, b),
                    "wins": wins, "ties": ties, "losses": losses},
-        "_a": a, "_b": b,  # removed before writing; used for the batched per-run CIs
+        "_a": a, "_b": b,  # removed before writing; used for the batched per-run CIs and family intervals
     })
     return entry
 
@@ -115,42 +123,50 @@ def compare_runs(A: Run, B: Run, ia: int, ib: int, s: ReportSettings) -> dict:
         rows.append(compare_benchmark(name, ba, bb, kind, s))
     if not any(r["pairing"]["both"] for r in rows):
         raise UserError(
-            f"runs '{A.label}' and '{B.label}' share no (task, uid, seed) items (tasks {sorted(A.info['tasks'])}"
-            f" vs {sorted(B.info['tasks'])}); compare runs made on the same tasks and seeds")
+            f"runs '{A.label}' and '{B.label}' share no (task, uid) prompts (tasks {sorted(A.info['tasks'])}"
+            f" vs {sorted(B.info['tasks'])}); compare runs made on the same tasks")
     return {"a": ia, "b": ib, "label_a": A.label, "label_b": B.label, "benchmarks": rows}
 
 
 def fill_scores_and_corrections(comparisons: List[dict], s: ReportSettings) -> dict:
-    """Per-run score CIs on the paired items (one vectorised bootstrap) and Holm/BH across all
-    primary p-values of the report. Returns the correction record."""
+    """Per-run score CIs on the paired prompts (one vectorised bootstrap), Holm/BH across all primary
+    p-values of the report, family-wise intervals and MDDs. Returns the correction record."""
+    from mdlm_bench.stats.clustered import add_family_intervals
+
     rows = [r for c in comparisons for r in c["benchmarks"] if r["p"] is not None or r.get("_a") is not None]
     groups = [g for r in rows for g in (r["_a"], r["_b"])]
     cis = stats.mean_ci_many(groups, s.ci_level, s.n_resamples, s.seed)
     for i, r in enumerate(rows):
         for side, (m, lo, hi) in zip(("a", "b"), cis[2 * i:2 * i + 2]):
             r[side] = {"mean": m, "ci_low": lo, "ci_high": hi, "n": int(r["pairing"]["both"])}
+    tested = [r for r in rows if r["p"] is not None]
+    family = add_family_intervals(tested, [r["_b"] - r["_a"] for r in tested], s.ci_level, s.alpha,
+                                  s.n_resamples, s.seed)
+    for r in rows:
         del r["_a"], r["_b"]
-    allrows = [r for c in comparisons for r in c["benchmarks"]]
-    adj = stats.correct_pvalues([r["p"] if r["p"] is not None else float("nan") for r in allrows])
-    for r, h, bh in zip(allrows, adj["holm"], adj["fdr_bh"]):
-        r["p_holm"], r["p_bh"] = h, bh
-        r["significant"] = None if h is None else bool(h < s.alpha)
-    return {"methods": ["holm", "fdr_bh"], "n_tests": sum(h is not None for h in adj["holm"]),
-            "alpha": s.alpha, "significance_from": "holm"}
+    for r in tested:
+        r["diff"].update(ci_low=r.pop("family_ci_low"), ci_high=r.pop("family_ci_high"),
+                         level=r.pop("family_ci_level"))
+    return {"methods": ["holm", "fdr_bh"], "n_tests": len(tested), "alpha": s.alpha,
+            "significance_from": "holm", "family": family}
 
 
 def judge_section(runs: List[Run], s: ReportSettings) -> List[dict]:
     """Per run and judged bench: win rate (pairwise; ties count half) or mean rating (single) with a
-    percentile bootstrap CI, wins/ties/losses and the sign test against the judge's baseline."""
+    percentile bootstrap CI over prompts (seeds averaged within a prompt), wins/ties/losses of the
+    per-prompt scores and the sign test against the judge's baseline."""
     out = []
     for i, run in enumerate(runs):
         for summary in run.judges:
+            from mdlm_bench.stats.clustered import prompt_means
+
             bench = run.benchmarks[f"judge:{summary['bench']}"]
-            scores = np.asarray([bench.scores[k] for k in sorted(bench.scores)], float)
+            per_prompt = prompt_means(bench.scores)[0]  # a prompt judged under several seeds counts once
+            scores = np.asarray([per_prompt[k] for k in stats._sorted_keys(per_prompt)], float)
             mean, lo, hi = stats.win_rate_ci(scores, s.ci_level, s.n_resamples, s.seed)
             row = {"run": i, "label": run.label, "bench": summary["bench"], "kind": summary["kind"],
                    "judge_model": summary.get("judge_model"), "baseline": summary.get("baseline"),
-                   "n": int(scores.size), "mean": mean, "ci_low": lo, "ci_high": hi,
+                   "n": int(scores.size), "rows": len(bench.scores), "mean": mean, "ci_low": lo, "ci_high": hi,
                    "reported_score": summary.get("score"), "wins": None, "ties": None, "losses": None,
                    "sign_p": None, "sign_p_holm": None,
                    "position_consistency": summary.get("position_consistency"),

@@ -104,9 +104,9 @@ Block = Union[Title, Meta, Heading, Para, TableBlock, Figure, Bullets, Details, 
 
 CAPTIONS = {
     "sensitivity": "Exact match (or each metric) against the share of generated tokens displaced, in percent: one "
-                   "panel per model, its band the bootstrap CI, the other models in grey; labels give the change "
+                   "panel per model, its band the cluster-bootstrap CI over prompts, the other models in grey; labels give the change "
                    "from the unperturbed level in percentage points.",
-    "forest": "Pooled differences B - A with paired bootstrap CIs; red: significant after Holm.",
+    "forest": "Pooled differences B - A with family-wise cluster-bootstrap CIs over prompts; red: significant after Holm.",
     "win_rates": "Judge win rates against each run's baseline, with percentile bootstrap intervals.",
 }
 

@@ -214,8 +214,13 @@ def load_sweep(path: Path) -> dict:
             {
                 "fraction": float(lv["fraction"]),
                 "effective_fraction": _number(lv.get("effective_fraction")),
+                "content_moves": _number(lv.get("content_moves")),
+                "content_fraction": _number(lv.get("content_fraction")),
+                "rows": _number(lv.get("rows")),
+                "prompts": _number(lv.get("prompts")),
+                "seeds": lv.get("seeds"),
                 "dir": lv.get("dir"),
-                "metrics": {str(m): {k: _number(v.get(k)) for k in ("mean", "ci_low", "ci_high", "n")}
+                "metrics": {str(m): {k: _number(v.get(k)) for k in ("mean", "ci_low", "ci_high", "n", "prompts")}
                             for m, v in lv["metrics"].items() if isinstance(v, dict)},
                 "edit_distance": {k: _number((lv.get("edit_distance") or {}).get(k))
                                   for k in ("mean", "ci_low", "ci_high")},

@@ -42,7 +42,7 @@ def forest(report: dict) -> Optional[bytes]:
     ax.axvline(0.0, color="black", lw=0.8, ls="--")
     ax.set_yticks(range(len(rows)), [r["comparison"] + (f" ({r['metric']})" if many else "")
                                      for r in reversed(rows)], fontsize=10)
-    ax.set_xlabel("B - A pooled over tasks (paired bootstrap CI); red: significant (Holm)", fontsize=9)
+    ax.set_xlabel("B - A pooled over tasks (family-wise cluster bootstrap CI); red: significant (Holm)", fontsize=9)
     ax.tick_params(axis="x", labelsize=9)
     ax.set_title("Pooled differences", fontsize=10)
     return _png(fig)

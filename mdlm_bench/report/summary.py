@@ -24,8 +24,8 @@ def benchmark_sentence(row: dict, label_a: str, label_b: str, ci_percent: float)
     if d is None:
         return (f"{label_b} and {label_a} share no items on {what} ({fmt(row['pairing']['only_a'])} only in "
                 f"{label_a}, {fmt(row['pairing']['only_b'])} only in {label_b}): not tested.")
-    if d["ci_low"] is not None:
-        ci = f"{fmt(ci_percent)}% CI {fmt(d['ci_low'])} to {fmt(d['ci_high'])}"
+    if d.get("ci_low") is not None:
+        ci = f"{_pct(d.get('level'), ci_percent)} CI {fmt(d['ci_low'])} to {fmt(d['ci_high'])}"
     else:
         ci = "no CI"
     test = f"{TEST_NAMES[row['primary_test']]} p={fmt(row['p'])}"
@@ -35,7 +35,12 @@ def benchmark_sentence(row: dict, label_a: str, label_b: str, ci_percent: float)
     else:
         direction = "higher" if d["mean"] > 0 else "lower"
         head = f"{label_b} scores {fmt(abs(d['mean']))} {direction} than {label_a} on {what} ("
-    return f"{head}{ci}, {test}{holm}): {_verdict(row['significant'])}."
+    return f"{head}{ci}, {test}{holm}): {row.get('verdict') or _verdict(row['significant'])}."
+
+
+def _pct(level, ci_percent) -> str:
+    """'95%' for a per-comparison interval, '99.7% family' for a family-wise (Bonferroni-level) one."""
+    return f"{fmt(ci_percent)}%" if level is None else f"{fmt(100 * level)}% family"
 
 
 def judge_sentence(row: dict, ci_percent: float, alpha: float) -> str:
@@ -57,7 +62,8 @@ def _effect(r: dict, ci_percent: float) -> str:
     else:
         head = (f"{r['label_b']} scores {fmt(abs(d))} {'higher' if d > 0 else 'lower'} than {r['label_a']} on "
                 f"{r['metric'].replace('_', ' ')}, {fmt(r['b_mean'])} against {fmt(r['a_mean'])}")
-    ci = f"{fmt(ci_percent)}% CI {fmt(r['ci_low'])} to {fmt(r['ci_high'])}" if r["ci_low"] is not None else "no CI"
+    ci = (f"{_pct(r.get('ci_level'), ci_percent)} CI {fmt(r['ci_low'])} to {fmt(r['ci_high'])}"
+          if r["ci_low"] is not None else "no CI")
     return f"{head} ({ci}, Holm p={fmt(r['p_holm'])})"
 
 

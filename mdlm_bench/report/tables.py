@@ -177,41 +177,59 @@ def verdict_text(significant: Optional[bool]) -> str:
     return "n/a" if significant is None else ("significant" if significant else "n.s.")
 
 
+def _family_note(fam: Optional[dict], fallback: str) -> str:
+    """The line under a table (stats.clustered.family_note, kept in report.json as the family's 'note')."""
+    return fam.get("note") or fallback if fam else fallback
+
+
+def _ci_header(report: dict, fam_ref: str) -> Cell:
+    try:
+        get(report, fam_ref + "/family_ci_level")
+    except (KeyError, IndexError, TypeError):
+        return ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"]
+    return ["B − A [", num_at(report, fam_ref + "/family_ci_level"), " CI]"]
+
+
+def _verdict(r: dict) -> str:
+    """A row's own verdict where the statistics gave one (e.g. 'borderline'), else from its significance."""
+    return r.get("verdict") or verdict_text(r["significant"])
+
+
 def headline_table(report: dict) -> Table:
     """Each comparison pooled over tasks: the table the report and the terminal lead with."""
     head = report["headline"]
     many = len(head["metrics"]) > 1
     t = Table(f"Pooled over tasks: {', '.join(m.replace('_', ' ') for m in head['metrics'])}",
               ["comparison A → B"] + (["metric"] if many else []) +
-              ["rows", "A", "B", ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)",
-               "verdict"],
-              note="rows: paired outputs of A and B for the same (task, prompt, seed), pooled over tasks. "
-                   "B − A: difference of mean scores with its paired bootstrap CI. p (Holm): McNemar on binary "
-                   "scores, else the paired permutation test, Holm-corrected over the rows of this table "
-                   "(controls the chance of any false positive among them). n.s.: not significant.")
+              ["prompts (rows)", "A", "B", _ci_header(report, "/headline/family"), "p (Holm)", "verdict"],
+              note=_family_note(head.get("family"), "Rows paired by prompt and pooled over tasks.")
+                   + " prompts (rows): prompts paired in A and B (rows of A, of B: a prompt's seeds are averaged)."
+                   " n.s.: not significant.")
     for i, r in enumerate(head["comparisons"]):
         ref = f"/headline/comparisons/{i}"
         diff: Cell = [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ",
                       num_at(report, ref + "/ci_high"), "]"] if r["ci_low"] is not None else [num_at(report, ref + "/diff")]
         t.rows.append([r["comparison"]] + ([r["metric"]] if many else []) +
-                      [num_at(report, ref + "/n"), num_at(report, ref + "/a_mean"), num_at(report, ref + "/b_mean"), diff,
-                       opt_at(report, ref + "/p_holm"), verdict_text(r["significant"])])
+                      [[num_at(report, ref + "/n"), " (", opt_at(report, ref + "/rows_a"), ", ",
+                        opt_at(report, ref + "/rows_b"), ")"], num_at(report, ref + "/a_mean"),
+                       num_at(report, ref + "/b_mean"), diff, opt_at(report, ref + "/p_holm"), _verdict(r)])
     return format_columns(t)
 
 
 def drops_table(report: dict) -> Table:
     """Paired drop-under-shift comparisons (report["drops"]): level 0 minus the shifted level, B vs A."""
-    t = Table("Drop under shift", ["comparison A → B", "rows", "A drop", "B drop",
-                                   ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"], "p (Holm)", "verdict"],
-              note="Drop: exact match at 0% minus exact match at the shifted level, per paired row (the same "
-                   "task, prompt and seed in all four runs; rows: their count); B − A < 0 means B loses less. p: paired permutation "
-                   "test, Holm-corrected over the rows of this table. n.s.: not significant.")
+    t = Table("Drop under shift", ["comparison A → B", "prompts", "A drop", "B drop",
+                                   _ci_header(report, "/drops_family"), "p (Holm)", "MDD", "verdict"],
+              note="Drop: exact match at 0% minus exact match at the shifted level, per prompt (seeds averaged); "
+                   "B − A < 0 means B loses less. MDD: the smallest difference the family detects with 80% power. "
+                   + _family_note(report.get("drops_family"), "Holm over the rows of this table.")
+                   + " n.s.: not significant.")
     for i, r in enumerate(report["drops"]):
         ref = f"/drops/{i}"
         t.rows.append([r["comparison"], num_at(report, ref + "/n"), num_at(report, ref + "/a_drop"),
                        num_at(report, ref + "/b_drop"),
                        [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ", num_at(report, ref + "/ci_high"),
-                        "]"], opt_at(report, ref + "/p_holm"), verdict_text(r["significant"])])
+                        "]"], opt_at(report, ref + "/p_holm"), opt_at(report, ref + "/mdd"), _verdict(r)])
     return format_columns(t)
 
 
@@ -237,18 +255,19 @@ def comparison_sections(report: dict) -> List[List[Table]]:
         scores = Table(f"{comp['name']}: scores",
                        ["benchmark", "kind", "paired", "only A", "only B", "A", "A CI", "B", "B CI",
                         "B - A", "B - A CI", "CI method"],
-                       note=f"A = {comp['label_a']}, B = {comp['label_b']}. paired: items (task, prompt, seed) "
-                            f"scored in both runs; only A / only B: items in one run only, left out. A, B: mean "
-                            f"scores on the paired items with percentile bootstrap CIs; B - A CI: paired bootstrap "
-                            f"(scipy; BCa unless the column says otherwise).")
+                       note=f"A = {comp['label_a']}, B = {comp['label_b']}. paired: prompts scored in both "
+                            f"runs (rows averaged per prompt over seeds); only A / only B: prompts in one run only, "
+                            f"left out. A, B: mean scores with percentile bootstrap intervals over prompts; B - A "
+                            f"interval: cluster bootstrap over prompts at the Bonferroni level of every benchmark of "
+                            f"every comparison (it holds for the whole family).")
         tests = Table(f"{comp['name']}: tests",
                       ["benchmark", "McNemar p", "permutation p", "Wilcoxon p", "sign test p", "primary",
                        "Holm p", "BH p", "Cohen d_z", "B wins", "ties", "B losses", "verdict"],
-                      note="primary: the test whose p-value decides (McNemar for binary scores, else the paired "
-                           "permutation test). Holm (family-wise) and BH (false discovery rate) correct the primary "
-                           "p-value over every benchmark of every comparison. Cohen d_z: mean difference over its "
-                           "standard deviation. Wins, ties, losses: items where B scores above, equal to, below A. "
-                           "Columns with no value in any row are left out.")
+                      note="Tests on per-prompt means (permutation = sign-flip; McNemar only where each prompt has "
+                           "one row). primary: the test whose p-value decides. Holm (family-wise) and BH (false "
+                           "discovery rate) correct the primary p-value over every benchmark of every comparison. "
+                           "Cohen d_z: mean difference over its standard deviation. Wins, ties, losses: prompts "
+                           "where B scores above, equal to, below A. Columns with no value in any row are left out.")
         for bi, row in enumerate(comp["benchmarks"]):
             ref = f"{base}/{bi}"
             paired = [row["benchmark"], row["kind"], num_at(report, ref + "/pairing/both"),
@@ -261,7 +280,7 @@ def comparison_sections(report: dict) -> List[List[Table]]:
                 num_at(report, ref + "/a/mean"), ci_at(report, ref + "/a"), num_at(report, ref + "/b/mean"),
                 ci_at(report, ref + "/b"), num_at(report, ref + "/diff/mean"), ci_at(report, ref + "/diff"),
                 row["diff"]["method"]])
-            verdict = verdict_text(row["significant"])
+            verdict = _verdict(row)
             tests.rows.append([
                 row["benchmark"], opt_at(report, ref + "/tests/mcnemar/p"), opt_at(report, ref + "/tests/permutation/p"),
                 opt_at(report, ref + "/tests/wilcoxon/p"), opt_at(report, ref + "/tests/sign/p"),
@@ -296,17 +315,21 @@ def sweep_tables(report: dict) -> List[Table]:
     for si, sw in enumerate(report["sweeps"]):
         metrics = sorted({m for lv in sw["levels"] for m in lv["metrics"]})
         t = Table(f"Sweep: {sw['label']} ({sw['operator']})",
-                  ["fraction", "measured"] + [f"{m} mean" for m in metrics] + [f"{m} CI" for m in metrics] +
+                  ["fraction", "measured", "content moves", "content fraction"] + [f"{m} mean" for m in metrics]
+                  + [f"{m} CI" for m in metrics] +
                   ["edit distance", "unchanged", "length change"],
                   note=f"{sw['path']}. fraction: the requested share of generated tokens displaced; measured: the "
-                       f"share actually displaced (fewer where a canvas has too few tokens); edit distance: mean "
+                       f"share actually displaced (fewer where a canvas has too few tokens); content moves: moves "
+                       f"that changed where a content token sits (not EOS padding, not <slack>); content fraction: "
+                       f"content moves over the generated length; edit distance: mean "
                        f"token edits from the unperturbed output; unchanged: share of outputs left as they were; "
                        f"length change: mean tokens gained or lost against the unperturbed output.")
         for li, lv in enumerate(sw["levels"]):
             ref = f"/sweeps/{si}/levels/{li}"
             means = [opt_at(report, f"{ref}/metrics/{m}/mean") for m in metrics]
             cis = [ci_at(report, f"{ref}/metrics/{m}") if m in lv["metrics"] else "n/a" for m in metrics]
-            t.rows.append([num_at(report, ref + "/fraction"), opt_at(report, ref + "/effective_fraction")] + means + cis +
+            t.rows.append([num_at(report, ref + "/fraction"), opt_at(report, ref + "/effective_fraction"),
+                           opt_at(report, ref + "/content_moves"), opt_at(report, ref + "/content_fraction")] + means + cis +
                           [opt_at(report, ref + "/edit_distance/mean"), opt_at(report, ref + "/unchanged_rate"),
                            opt_at(report, ref + "/length_change/mean")])
         out.append(format_columns(t))

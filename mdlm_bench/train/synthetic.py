@@ -91,12 +91,16 @@ def generate(n_per_family: int, seed: int = 0, families: Optional[Sequence[str]]
 
 # Content-disjoint splits. Training data is generate(n, seed=TRAIN_SEED); the held-out splits are drawn from
 # their own seeds and keep only rows whose prompt occurs in no earlier split, so no prompt is shared.
+# Order: the first EVAL_BASE_PER_FAMILY eval rows, then dev (avoiding them), then the rest of eval, which
+# continues the same eval stream and also avoids the first DEV_RESERVED_PER_FAMILY dev rows. So the first
+# 32 eval rows and every dev row the grid uses are what they were before eval grew.
 TRAIN_SEED = 0
 TRAIN_PER_FAMILY = 3000  # the bundled models' training set (training/tiny-*.yaml)
 HELDOUT_SEEDS = {"eval": 1000, "dev": 2000}
-HELDOUT_ORDER = ("eval", "dev")  # eval is drawn first; dev also avoids every eval prompt
-EVAL_PER_FAMILY = 32  # tasks/data/synth_<family>.jsonl
+EVAL_BASE_PER_FAMILY = 32  # the eval rows drawn before dev (the first rows of tasks/data/synth_<family>.jsonl)
+EVAL_PER_FAMILY = 200  # tasks/data/synth_<family>.jsonl (spell has ~356 prompts outside training)
 DEV_PER_FAMILY = 48
+DEV_RESERVED_PER_FAMILY = 100  # dev rows the eval extension avoids: the most a dev draw may ask for
 
 
 def _fresh_rows(family: str, seed: int, n: int, exclude: set) -> List[Dict[str, str]]:
@@ -117,24 +121,31 @@ def _fresh_rows(family: str, seed: int, n: int, exclude: set) -> List[Dict[str, 
 def heldout_rows(split: str, n_per_family: Optional[int] = None, families: Optional[Sequence[str]] = None,
                  train_per_family: int = TRAIN_PER_FAMILY) -> List[Dict[str, str]]:
     """Rows of a held-out split ('eval' or 'dev'), disjoint by prompt from the training data
-    generate(train_per_family, TRAIN_SEED), from each other, and within themselves. Family-major order."""
+    generate(train_per_family, TRAIN_SEED), from each other, and within themselves. Family-major order.
+    Each split is prefix-stable: a smaller draw is the first rows of a larger one."""
     if split not in HELDOUT_SEEDS:
         from mdlm_bench.errors import unknown
 
         raise unknown("split", split, HELDOUT_SEEDS)
-    names = list(families) if families else list(FAMILIES)
     default = {"eval": EVAL_PER_FAMILY, "dev": DEV_PER_FAMILY}
+    n = default[split] if n_per_family is None else int(n_per_family)
+    if split == "dev" and n > DEV_RESERVED_PER_FAMILY:
+        raise ValueError(f"at most {DEV_RESERVED_PER_FAMILY} dev rows per family are kept apart from eval; "
+                         f"asked for {n}")
+    names = list(families) if families else list(FAMILIES)
     out: List[Dict[str, str]] = []
     for fam in names:
-        exclude = {r["prompt"] for r in generate(train_per_family, TRAIN_SEED, [fam])}
-        rows: List[Dict[str, str]] = []
-        for name in HELDOUT_ORDER:
-            k = default[name] if name != split or n_per_family is None else n_per_family
-            rows = _fresh_rows(fam, HELDOUT_SEEDS[name], k, exclude)
-            if name == split:
-                break
-            exclude |= {r["prompt"] for r in rows}
-        out += rows
+        train = {r["prompt"] for r in generate(train_per_family, TRAIN_SEED, [fam])}
+        base = _fresh_rows(fam, HELDOUT_SEEDS["eval"], EVAL_BASE_PER_FAMILY, train)
+        dev_exclude = train | {r["prompt"] for r in base}
+        if split == "dev":
+            out += _fresh_rows(fam, HELDOUT_SEEDS["dev"], n, dev_exclude)
+            continue
+        if n <= EVAL_BASE_PER_FAMILY:
+            out += base[:n]
+            continue
+        dev = _fresh_rows(fam, HELDOUT_SEEDS["dev"], DEV_RESERVED_PER_FAMILY, dev_exclude)
+        out += _fresh_rows(fam, HELDOUT_SEEDS["eval"], n, train | {r["prompt"] for r in dev})
     return out
 
 
