@@ -181,7 +181,8 @@ class MDLM:
     @property
     def attn(self) -> str:
         """The attn_implementation of the native module (sdpa | eager | flash_attention_2)."""
-        return getattr(self.model.config, "_attn_implementation", None) or "sdpa"
+        model = getattr(self.model, "module", self.model)  # under DDP the trainer wraps the module
+        return getattr(model.config, "_attn_implementation", None) or "sdpa"
 
     def _mask(self, keys: torch.Tensor, n_query: int):
         """keys [B, Lk] bool (real key positions; the queries are the last n_query) -> what the native module
