@@ -182,17 +182,25 @@ def _family_note(fam: Optional[dict], fallback: str) -> str:
     return fam.get("note") or fallback if fam else fallback
 
 
-def _ci_header(report: dict, fam_ref: str) -> Cell:
+def ci_label(report: dict, fam_ref: str) -> str:
+    """'99.6% family CI' where the family at `fam_ref` has a family-wise level, else the report's 'N% CI'."""
     try:
-        get(report, fam_ref + "/family_ci_level")
+        level = get(report, fam_ref + "/family_ci_level")
     except (KeyError, IndexError, TypeError):
-        return ["B − A [", num_at(report, "/settings/ci_percent"), "% CI]"]
-    return ["B − A [", num_at(report, fam_ref + "/family_ci_level"), " CI]"]
+        level = None
+    if level is None:
+        return f"{fmt(get(report, '/settings/ci_percent'))}% CI"
+    return f"{100 * float(level):.3g}% family CI"
 
 
-def _verdict(r: dict) -> str:
+def _ci_header(report: dict, fam_ref: str) -> Cell:
+    return f"B − A [{ci_label(report, fam_ref)}]"
+
+
+def row_verdict(r: dict) -> str:
     """A row's own verdict where the statistics gave one (e.g. 'borderline'), else from its significance."""
-    return r.get("verdict") or verdict_text(r["significant"])
+    v = r.get("verdict")
+    return v if v and v not in ("significant", "not significant") else verdict_text(r["significant"])
 
 
 def headline_table(report: dict) -> Table:
@@ -212,7 +220,7 @@ def headline_table(report: dict) -> Table:
         t.rows.append([r["comparison"]] + ([r["metric"]] if many else []) +
                       [[num_at(report, ref + "/n"), " (", opt_at(report, ref + "/rows_a"), ", ",
                         opt_at(report, ref + "/rows_b"), ")"], num_at(report, ref + "/a_mean"),
-                       num_at(report, ref + "/b_mean"), diff, opt_at(report, ref + "/p_holm"), _verdict(r)])
+                       num_at(report, ref + "/b_mean"), diff, opt_at(report, ref + "/p_holm"), row_verdict(r)])
     return format_columns(t)
 
 
@@ -229,7 +237,7 @@ def drops_table(report: dict) -> Table:
         t.rows.append([r["comparison"], num_at(report, ref + "/n"), num_at(report, ref + "/a_drop"),
                        num_at(report, ref + "/b_drop"),
                        [num_at(report, ref + "/diff"), " [", num_at(report, ref + "/ci_low"), ", ", num_at(report, ref + "/ci_high"),
-                        "]"], opt_at(report, ref + "/p_holm"), opt_at(report, ref + "/mdd"), _verdict(r)])
+                        "]"], opt_at(report, ref + "/p_holm"), opt_at(report, ref + "/mdd"), row_verdict(r)])
     return format_columns(t)
 
 
@@ -280,7 +288,7 @@ def comparison_sections(report: dict) -> List[List[Table]]:
                 num_at(report, ref + "/a/mean"), ci_at(report, ref + "/a"), num_at(report, ref + "/b/mean"),
                 ci_at(report, ref + "/b"), num_at(report, ref + "/diff/mean"), ci_at(report, ref + "/diff"),
                 row["diff"]["method"]])
-            verdict = _verdict(row)
+            verdict = row_verdict(row)
             tests.rows.append([
                 row["benchmark"], opt_at(report, ref + "/tests/mcnemar/p"), opt_at(report, ref + "/tests/permutation/p"),
                 opt_at(report, ref + "/tests/wilcoxon/p"), opt_at(report, ref + "/tests/sign/p"),

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from mdlm_bench.report.tables import Cell, Num, Table, format_columns, get, num_at, opt_at, verdict_text
+from mdlm_bench.report.claims import power_text
+from mdlm_bench.report.tables import Cell, Num, Table, ci_label, format_columns, get, num_at, opt_at, row_verdict
 
 # where the statistics put a comparison's minimum detectable difference / prompt count (first found wins)
 MDD_KEYS = ("mdd", "min_detectable_diff", "minimum_detectable_difference")
@@ -63,6 +64,12 @@ def verdict_sentence(v: dict, alpha: float = 0.05) -> str:
         text += f" The estimates point its way at {', '.join(unproven)}, not significantly."
     if v.get("worse_than_some_at"):
         text += f" Significantly the other way at {', '.join(v['worse_than_some_at'])}."
+    if v.get("borderline_at"):
+        text += (f" At {', '.join(v['borderline_at'])} it rests on a Holm test whose family-wise interval still "
+                 "includes 0 (borderline).")
+    power = power_text(v)  # "; its comparisons detect ..." (claims' wording), as a sentence of its own
+    if power:
+        text += " I" + power[3:] + "."
     return text
 
 
@@ -73,8 +80,8 @@ def verdict_table(report: dict, v: dict) -> Table:
     prompts = _first_key(rows[0], PROMPT_KEYS) if rows else None
     mdd = _first_key(rows[0], MDD_KEYS) if rows else None
     what = "B − A, exact match" if v["effect"] == "score" else "drop B − A"
-    ci = num_at(report, "/settings/ci_percent")
-    cols: List[Cell] = ["level", "A", [f"{what}, pp [", ci, "% CI]"], "p (Holm)",
+    fam = ("/drops_family" if v["rows"] and v["rows"][0]["ref"].startswith("/drops") else "/headline/family")
+    cols: List[Cell] = ["level", "A", f"{what}, pp [{ci_label(report, fam)}]", "p (Holm)",
                         "prompts" if prompts else "rows"]
     if mdd:
         cols.append("MDD, pp")
@@ -89,7 +96,7 @@ def verdict_table(report: dict, v: dict) -> Table:
                              num_at(report, f"{ref}/{prompts or 'n'}")]
         if mdd:
             cells.append(_pp(report, f"{ref}/{mdd}") if row.get(mdd) is not None else "n/a")
-        cells.append(verdict_text(row.get("significant")))
+        cells.append(row_verdict(row) if "significant" in row else "n/a")
         t.rows.append(cells)
     note = (f"B = {v['focus']}, A = the model of the row. pp: percentage points of exact match. " + ("Drop: exact match at 0% minus at the level; B − A < 0: "
             "B loses less. " if v["effect"] == "drop" else "B − A > 0: B scores higher. ")
