@@ -198,8 +198,10 @@ def rich_table(t: Table, title: bool = True):
                    caption_justify="left", box=box.SIMPLE_HEAD, padding=(0, 0), title_justify="left",
                    show_edge=False, pad_edge=False)
     numeric = [bool(t.rows) and all(not isinstance(row[k], str) for row in t.rows) for k in range(len(t.columns))]
-    for c, num in zip(t.columns, numeric):
-        rt.add_column(Text(cell_text(c)), justify="right" if num else "left", no_wrap=num, overflow="fold")
+    # identifiers (cells without spaces, e.g. metric names) are never folded either: long text wraps at spaces
+    ident = [bool(t.rows) and all(" " not in cell_text(row[k]) for row in t.rows) for k in range(len(t.columns))]
+    for c, num, idn in zip(t.columns, numeric, ident):
+        rt.add_column(Text(cell_text(c)), justify="right" if num else "left", no_wrap=num or idn, overflow="fold")
     for row in t.rows:
         rt.add_row(*[Text(cell_text(c), style="bold" if cell_text(c) == "significant" else "") for c in row])
     return rt

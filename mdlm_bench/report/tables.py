@@ -182,19 +182,20 @@ def _family_note(fam: Optional[dict], fallback: str) -> str:
     return fam.get("note") or fallback if fam else fallback
 
 
-def ci_label(report: dict, fam_ref: str) -> str:
-    """'99.6% family CI' where the family at `fam_ref` has a family-wise level, else the report's 'N% CI'."""
+def ci_label(report: dict, fam_ref: str) -> List[Cell]:
+    """'99.6% family CI' where the family at `fam_ref` has a family-wise level, else the report's 'N% CI'
+    (the number as a pointer into report.json)."""
     try:
         level = get(report, fam_ref + "/family_ci_level")
     except (KeyError, IndexError, TypeError):
         level = None
     if level is None:
-        return f"{fmt(get(report, '/settings/ci_percent'))}% CI"
-    return f"{100 * float(level):.3g}% family CI"
+        return [num_at(report, "/settings/ci_percent"), "% CI"]
+    return [Num(level, fam_ref + "/family_ci_level", scale=100.0), "% family CI"]
 
 
 def _ci_header(report: dict, fam_ref: str) -> Cell:
-    return f"B − A [{ci_label(report, fam_ref)}]"
+    return ["B − A ["] + ci_label(report, fam_ref) + ["]"]
 
 
 def row_verdict(r: dict) -> str:

@@ -81,7 +81,7 @@ def verdict_table(report: dict, v: dict) -> Table:
     mdd = _first_key(rows[0], MDD_KEYS) if rows else None
     what = "B − A, exact match" if v["effect"] == "score" else "drop B − A"
     fam = ("/drops_family" if v["rows"] and v["rows"][0]["ref"].startswith("/drops") else "/headline/family")
-    cols: List[Cell] = ["level", "A", f"{what}, pp [{ci_label(report, fam)}]", "p (Holm)",
+    cols: List[Cell] = ["level", "A", [f"{what}, pp ["] + ci_label(report, fam) + ["]"], "p (Holm)",
                         "prompts" if prompts else "rows"]
     if mdd:
         cols.append("MDD, pp")
