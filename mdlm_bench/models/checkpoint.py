@@ -124,6 +124,13 @@ def load_tokenizer(path: Path, trust_remote_code: bool = False):
     return tok
 
 
+def special_tokens(tok, cfg: dict, path: Path) -> dict:
+    """ModelMeta's token fields of a published checkpoint: mask, EOS and slack from its tokenizer and config."""
+    return dict(mask_token_id=find_mask_id(tok, cfg.get("mask_token_id"), f" of '{path}'"),
+                eos_token_ids=find_eos_ids(tok, cfg.get("eos_token_id")), slack_token_id=token_id(tok, SLACK),
+                pad_token_id=cfg.get("pad_token_id"), source=str(path))
+
+
 def finish(model, opts: LoadOptions):
     model.to(device=opts.device, dtype=opts.dtype)
     model.eval()
@@ -165,8 +172,6 @@ def load_remote(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
     tok = load_tokenizer(path, trust_remote_code=True)
     meta = ModelMeta(
         flavour="llada", backbone=str(cfg.get("model_type", "remote")),
-        mask_token_id=find_mask_id(tok, cfg.get("mask_token_id"), f" of '{path}'"),
-        eos_token_ids=find_eos_ids(tok, cfg.get("eos_token_id")),
-        slack_token_id=token_id(tok, SLACK), pad_token_id=cfg.get("pad_token_id"), source=str(path),
+        **special_tokens(tok, cfg, path),
     )
     return MDLM(finish(model, opts), tok, meta, name=str(path), native=False)

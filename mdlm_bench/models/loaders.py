@@ -14,9 +14,8 @@ from typing import Callable
 from mdlm_bench.errors import UserError
 from mdlm_bench.models import moe
 from mdlm_bench.models.checkpoint import (LoadOptions, build_native, check_attn, finish, load_remote, load_state,
-                                          load_tokenizer, read_config, read_json_file, weight_files)
+                                          load_tokenizer, read_config, read_json_file, special_tokens, weight_files)
 from mdlm_bench.models.mdlm import META_FILE, MDLM, ModelMeta
-from mdlm_bench.models.tokenizer import SLACK, find_eos_ids, find_mask_id, token_id
 from mdlm_bench.registry import Registry
 
 
@@ -122,9 +121,7 @@ def _load_llada(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
     tok = load_tokenizer(path, opts.trust_remote_code)
     meta = ModelMeta(
         flavour="llada", backbone="llama",
-        mask_token_id=find_mask_id(tok, cfg.get("mask_token_id"), f" of '{path}'"),
-        eos_token_ids=find_eos_ids(tok, cfg.get("eos_token_id")),
-        slack_token_id=token_id(tok, SLACK), pad_token_id=cfg.get("pad_token_id"), source=str(path),
+        **special_tokens(tok, cfg, path),
     )
     return MDLM(model, tok, meta, name=str(path))
 
@@ -148,11 +145,8 @@ def _load_dream(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
     model = build_native(Qwen2ForCausalLM, config, state, opts)
     tok = load_tokenizer(path, opts.trust_remote_code)  # Dream ships a (slow) tokenizer class of its own
     meta = ModelMeta(
-        flavour="dream", backbone="qwen2",
-        mask_token_id=find_mask_id(tok, cfg.get("mask_token_id"), f" of '{path}'"),
-        eos_token_ids=find_eos_ids(tok, cfg.get("eos_token_id")),
-        slack_token_id=token_id(tok, SLACK), pad_token_id=cfg.get("pad_token_id"),
-        logits_shift=True, source=str(path), decode_defaults=dream_decode_defaults(path),
+        flavour="dream", backbone="qwen2", **special_tokens(tok, cfg, path),
+        logits_shift=True, decode_defaults=dream_decode_defaults(path),
     )
     return MDLM(model, tok, meta, name=str(path))
 

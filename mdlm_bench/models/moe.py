@@ -17,9 +17,8 @@ import torch
 
 from mdlm_bench.errors import UserError
 from mdlm_bench.models.checkpoint import (LoadOptions, build_native, check_attn, load_remote, load_state,
-                                          load_tokenizer, weight_files)
+                                          load_tokenizer, special_tokens, weight_files)
 from mdlm_bench.models.mdlm import MDLM, ModelMeta
-from mdlm_bench.models.tokenizer import SLACK, find_eos_ids, find_mask_id, token_id
 
 REQUIRED = ("vocab_size", "hidden_size", "dense_intermediate_size", "expert_intermediate_size", "num_hidden_layers",
             "num_attention_heads", "num_experts", "num_experts_per_tok", "moe_layer_freq")
@@ -103,8 +102,6 @@ def load(path: Path, cfg: dict, opts: LoadOptions) -> MDLM:
     tok = load_tokenizer(path, opts.trust_remote_code)
     meta = ModelMeta(
         flavour="llada", backbone="qwen3_moe",
-        mask_token_id=find_mask_id(tok, cfg.get("mask_token_id"), f" of '{path}'"),
-        eos_token_ids=find_eos_ids(tok, cfg.get("eos_token_id")),
-        slack_token_id=token_id(tok, SLACK), pad_token_id=cfg.get("pad_token_id"), source=str(path),
+        **special_tokens(tok, cfg, path),
     )
     return MDLM(model, tok, meta, name=str(path))
